@@ -1,0 +1,268 @@
+//! Link, IP and TCP decoding: from a captured frame to a TCP segment.
+//!
+//! pcap-parser strips the link layer (its `data` module knows Linux SLL and
+//! SLL2, raw IP and Ethernet); etherparse's lax slicer does the rest (VLAN and
+//! QinQ tags, IPv4 options, IPv6 extension headers), and still yields the
+//! headers of a packet cut short by the snap length.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use pcap_parser::Linktype;
+use pcap_parser::data::{PacketData, get_packetdata};
+
+/// An IP address and a TCP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// The parts of a TCP segment that reassembly and analysis need.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSegment<'a> {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub seq: u32,
+    pub ack_no: u32,
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+    /// The payload as captured (shorter than sent when the snap length cut it).
+    pub payload: &'a [u8],
+}
+
+/// Why a packet yields no TCP segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A well-formed packet of another protocol (UDP, ARP, ICMP ...).
+    NotTcp,
+    /// An IP fragment: TCP over fragmented IP is not reassembled.
+    Fragment,
+    /// Bytes that do not decode (truncated headers, garbage).
+    Undecodable,
+    /// A link type we do not read.
+    UnsupportedLink,
+}
+
+/// Whether a link type can be decoded.
+pub fn link_supported(lt: Linktype) -> bool {
+    matches!(
+        lt,
+        Linktype::NULL
+            | Linktype::ETHERNET
+            | Linktype::RAW
+            | Linktype::LINUX_SLL
+            | Linktype::LINUX_SLL2
+            | Linktype::IPV4
+            | Linktype::IPV6
+            | Linktype::LOOP
+    ) || lt.0 == 12
+}
+
+/// libpcap's name for a link type (what `tcpdump -L` prints).
+pub fn link_name(lt: Linktype) -> String {
+    match lt.0 {
+        0 => "NULL".into(),
+        1 => "EN10MB".into(),
+        12 | 101 => "RAW".into(),
+        108 => "LOOP".into(),
+        113 => "LINUX_SLL".into(),
+        228 => "IPV4".into(),
+        229 => "IPV6".into(),
+        276 => "LINUX_SLL2".into(),
+        105 => "IEEE802_11".into(),
+        127 => "IEEE802_11_RADIO".into(),
+        n => format!("LINKTYPE_{n}"),
+    }
+}
+
+/// Decodes one captured frame of link type `lt` down to TCP.
+pub fn decode(lt: Linktype, data: &[u8]) -> Result<TcpSegment<'_>, Skip> {
+    let sliced = match lt.0 {
+        // BSD loopback: a 4-byte address family, host order for NULL,
+        // network order for LOOP.
+        0 | 108 => {
+            let af = data.get(..4).ok_or(Skip::Undecodable)?;
+            let af = if lt.0 == 108 {
+                u32::from_be_bytes([af[0], af[1], af[2], af[3]])
+            } else {
+                let le = u32::from_le_bytes([af[0], af[1], af[2], af[3]]);
+                if le > 0xffff { le.swap_bytes() } else { le }
+            };
+            match af {
+                2 | 24 | 28 | 30 => from_ip(&data[4..])?,
+                _ => return Err(Skip::NotTcp),
+            }
+        }
+        12 => from_ip(data)?,
+        _ => match get_packetdata(data, lt, data.len()) {
+            Some(PacketData::L2(l2)) => {
+                LaxSlicedPacket::from_ethernet(l2).map_err(|_| Skip::Undecodable)?
+            }
+            Some(PacketData::L3(ethertype, l3)) => {
+                LaxSlicedPacket::from_ether_type(EtherType(ethertype), l3)
+            }
+            Some(PacketData::L4(..)) => return Err(Skip::NotTcp),
+            Some(PacketData::Unsupported(_)) => return Err(Skip::UnsupportedLink),
+            None => return Err(Skip::Undecodable),
+        },
+    };
+    segment(&sliced)
+}
+
+fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Undecodable)
+}
+
+fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
+    let (src, dst, fragmented) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                v4.payload().fragmented,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                v6.payload().fragmented,
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotTcp),
+        None => {
+            return Err(if p.stop_err.is_some() {
+                Skip::Undecodable
+            } else {
+                Skip::NotTcp
+            });
+        }
+    };
+    if fragmented {
+        return Err(Skip::Fragment);
+    }
+    match &p.transport {
+        Some(TransportSlice::Tcp(tcp)) => Ok(TcpSegment {
+            src: Endpoint {
+                ip: src,
+                port: tcp.source_port(),
+            },
+            dst: Endpoint {
+                ip: dst,
+                port: tcp.destination_port(),
+            },
+            seq: tcp.sequence_number(),
+            ack_no: tcp.acknowledgment_number(),
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+            payload: tcp.payload(),
+        }),
+        Some(_) => Err(Skip::NotTcp),
+        None => {
+            let tcp_number = match &p.net {
+                Some(LaxNetSlice::Ipv4(v4)) => v4.payload().ip_number,
+                Some(LaxNetSlice::Ipv6(v6)) => v6.payload().ip_number,
+                _ => return Err(Skip::NotTcp),
+            };
+            if tcp_number == etherparse::IpNumber::TCP {
+                Err(Skip::Undecodable)
+            } else {
+                Err(Skip::NotTcp)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_v4(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1234, 80, 7, 1024)
+            .ack(9)
+            .psh();
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let pkt = tcp_v4(b"hi");
+        let s = decode(Linktype::ETHERNET, &pkt).unwrap();
+        assert_eq!(s.src.to_string(), "10.0.0.1:1234");
+        assert_eq!(s.dst.to_string(), "10.0.0.2:80");
+        assert_eq!((s.seq, s.ack_no, s.ack, s.syn), (7, 9, true, false));
+        assert_eq!(s.payload, b"hi");
+    }
+
+    #[test]
+    fn vlan_tagged() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+            .ipv6([1; 16], [2; 16], 64)
+            .tcp(1, 2, 3, 4);
+        let mut v = Vec::new();
+        b.write(&mut v, b"x").unwrap();
+        let s = decode(Linktype::ETHERNET, &v).unwrap();
+        assert_eq!(s.payload, b"x");
+        assert!(s.src.to_string().starts_with("[101:101:"));
+    }
+
+    #[test]
+    fn snaplen_cut_payload_still_decodes() {
+        let pkt = tcp_v4(&[7u8; 100]);
+        let s = decode(Linktype::ETHERNET, &pkt[..pkt.len() - 40]).unwrap();
+        assert_eq!(s.payload.len(), 60);
+    }
+
+    #[test]
+    fn raw_and_null_and_sll2() {
+        let pkt = tcp_v4(b"abc");
+        let ip = &pkt[14..];
+        assert_eq!(decode(Linktype::RAW, ip).unwrap().payload, b"abc");
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(ip);
+        assert_eq!(decode(Linktype::NULL, &null).unwrap().payload, b"abc");
+        let mut lp = 2u32.to_be_bytes().to_vec();
+        lp.extend_from_slice(ip);
+        assert_eq!(decode(Linktype::LOOP, &lp).unwrap().payload, b"abc");
+        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6];
+        sll2.extend([0u8; 8]);
+        sll2.extend_from_slice(ip);
+        assert_eq!(decode(Linktype::LINUX_SLL2, &sll2).unwrap().payload, b"abc");
+    }
+
+    #[test]
+    fn not_tcp_and_garbage() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .udp(1, 2);
+        let mut v = Vec::new();
+        b.write(&mut v, b"u").unwrap();
+        assert_eq!(decode(Linktype::ETHERNET, &v).unwrap_err(), Skip::NotTcp);
+        assert!(decode(Linktype::ETHERNET, &[1, 2, 3]).is_err());
+        assert!(decode(Linktype::RAW, &[0x45, 0, 0]).is_err());
+        assert!(decode(Linktype(147), &[0x45, 0, 0]).is_err());
+    }
+}

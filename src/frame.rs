@@ -1,0 +1,641 @@
+//! WebSocket frames (RFC 6455 section 5): a nom header parser and a streaming
+//! per-direction decoder.
+//!
+//! The decoder is fed reassembled TCP bytes one segment at a time. It never
+//! buffers a data payload: it only counts the bytes down. The only payload it
+//! keeps is a close frame's (at most 125 bytes are meaningful), unmasked, since
+//! the close analysis needs the code and the reason.
+
+use nom::IResult;
+use nom::bytes::streaming::take;
+use nom::number::streaming::{be_u8, be_u16, be_u64};
+
+pub const OP_CONTINUATION: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+/// Largest payload a control frame may carry (RFC 6455 5.5).
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// Longest possible frame header: 2 + 8 (length) + 4 (mask).
+pub const MAX_HEADER_LEN: usize = 14;
+
+/// One frame header as it stands on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameHeader {
+    pub fin: bool,
+    /// RSV1..RSV3 as the three low bits (RSV1 = 0b100).
+    pub rsv: u8,
+    pub opcode: u8,
+    pub mask: Option<[u8; 4]>,
+    pub payload_len: u64,
+    /// Bytes the header itself took on the wire.
+    pub header_len: u8,
+}
+
+impl FrameHeader {
+    pub fn is_control(&self) -> bool {
+        self.opcode & 0x8 != 0
+    }
+
+    pub fn is_data(&self) -> bool {
+        matches!(self.opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY)
+    }
+
+    pub fn known_opcode(&self) -> bool {
+        matches!(
+            self.opcode,
+            OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+        )
+    }
+}
+
+/// Why bytes cannot be a frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// A 64-bit length with its most significant bit set (RFC 6455 5.2).
+    LengthTopBit,
+}
+
+/// Parses one frame header (streaming: `Incomplete` when more bytes are needed).
+///
+/// A 64-bit length with the top bit set is a `Failure`, since no amount of
+/// further input makes it a frame.
+pub fn parse_header(input: &[u8]) -> IResult<&[u8], FrameHeader> {
+    let start_len = input.len();
+    let (i, b0) = be_u8(input)?;
+    let (i, b1) = be_u8(i)?;
+    let len7 = b1 & 0x7f;
+    let (i, payload_len) = match len7 {
+        126 => {
+            let (i, l) = be_u16(i)?;
+            (i, u64::from(l))
+        }
+        127 => {
+            let (i, l) = be_u64(i)?;
+            if l >> 63 != 0 {
+                return Err(nom::Err::Failure(nom::error::Error::new(
+                    input,
+                    nom::error::ErrorKind::TooLarge,
+                )));
+            }
+            (i, l)
+        }
+        n => (i, u64::from(n)),
+    };
+    let (i, mask) = if b1 & 0x80 != 0 {
+        let (i, m) = take(4usize)(i)?;
+        (i, Some([m[0], m[1], m[2], m[3]]))
+    } else {
+        (i, None)
+    };
+    let header = FrameHeader {
+        fin: b0 & 0x80 != 0,
+        rsv: (b0 >> 4) & 0x7,
+        opcode: b0 & 0x0f,
+        mask,
+        payload_len,
+        // At most 14, so the cast cannot truncate.
+        header_len: (start_len - i.len()) as u8,
+    };
+    Ok((i, header))
+}
+
+/// Parses a whole frame from a complete buffer: the header and its payload
+/// (still masked). Used by tests, fuzzing and the midstream detector.
+pub fn parse_frame(input: &[u8]) -> IResult<&[u8], (FrameHeader, &[u8])> {
+    let (i, h) = parse_header(input)?;
+    let len = usize::try_from(h.payload_len).map_err(|_| {
+        nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::TooLarge))
+    })?;
+    let (i, payload) = take(len)(i)?;
+    Ok((i, (h, payload)))
+}
+
+/// XORs `data` with `mask`, the payload starting at offset `pos` of the frame.
+pub fn unmask(data: &mut [u8], mask: [u8; 4], pos: u64) {
+    let shift = (pos % 4) as usize;
+    for (k, b) in data.iter_mut().enumerate() {
+        *b ^= mask[(shift + k) % 4];
+    }
+}
+
+/// Whether a header is one a sane peer could send: used to pick a frame
+/// boundary out of a stream joined midway (capture started late, or a gap).
+pub fn plausible(h: &FrameHeader) -> bool {
+    if !h.known_opcode() {
+        return false;
+    }
+    if h.is_control() {
+        h.fin && h.rsv == 0 && h.payload_len <= MAX_CONTROL_PAYLOAD as u64
+    } else {
+        // RSV1 is common (permessage-deflate); RSV2/3 are not.
+        h.rsv & 0b011 == 0 && h.payload_len < 1 << 32
+    }
+}
+
+/// What the decoder reports while it is fed.
+#[derive(Debug)]
+pub enum FrameEvent<'a> {
+    /// A complete frame. `close_payload` is the unmasked payload of a close
+    /// frame (its first 125 bytes at most; empty for other opcodes).
+    Frame {
+        header: &'a FrameHeader,
+        close_payload: &'a [u8],
+    },
+    /// Bytes that cannot be a frame: decoding of this direction stops.
+    Malformed(HeaderError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for (the rest of) a header.
+    Header,
+    /// Inside a payload: `remaining` bytes to go.
+    Payload,
+    /// Lost the frame boundary (a gap hit a header): look for a plausible
+    /// header at the start of the next segment.
+    Resync,
+    /// A malformed frame was seen: nothing more is decoded.
+    Dead,
+}
+
+/// Streaming decoder for one direction of one connection.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    state: State,
+    hdr_buf: [u8; MAX_HEADER_LEN],
+    hdr_len: u8,
+    cur: FrameHeader,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+    /// Kept (unmasked) close payload of the current frame.
+    ctl_buf: [u8; MAX_CONTROL_PAYLOAD],
+    ctl_len: u8,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        FrameDecoder {
+            state: State::Header,
+            hdr_buf: [0; MAX_HEADER_LEN],
+            hdr_len: 0,
+            cur: FrameHeader::default(),
+            remaining: 0,
+            ctl_buf: [0; MAX_CONTROL_PAYLOAD],
+            ctl_len: 0,
+        }
+    }
+
+    /// A decoder that first has to find a frame boundary (midstream pickup).
+    pub fn resyncing() -> Self {
+        FrameDecoder {
+            state: State::Resync,
+            ..Self::new()
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.state == State::Dead
+    }
+
+    pub fn is_synced(&self) -> bool {
+        matches!(self.state, State::Header | State::Payload)
+    }
+
+    /// Whether a frame is partly received (used for "incomplete at the end").
+    pub fn in_frame(&self) -> bool {
+        self.state == State::Payload || (self.state == State::Header && self.hdr_len > 0)
+    }
+
+    /// Feeds the bytes of one segment, in order. `on_event` is called for
+    /// every frame completed within them.
+    pub fn feed(&mut self, mut data: &[u8], on_event: &mut impl FnMut(FrameEvent<'_>)) {
+        if self.state == State::Resync {
+            // Only a segment start can be taken as a frame boundary.
+            match parse_header(data) {
+                Ok((_, h)) if plausible(&h) => self.state = State::Header,
+                Err(nom::Err::Incomplete(_)) if data.len() < 2 => return,
+                _ => return,
+            }
+        }
+        while !data.is_empty() {
+            match self.state {
+                State::Dead | State::Resync => return,
+                State::Header => {
+                    let used = if self.hdr_len == 0 {
+                        match parse_header(data) {
+                            Ok((rest, h)) => {
+                                let used = data.len() - rest.len();
+                                self.start_frame(h);
+                                used
+                            }
+                            Err(nom::Err::Incomplete(_)) => {
+                                // At most 13 bytes: keep them for the next segment.
+                                let n = data.len().min(MAX_HEADER_LEN);
+                                self.hdr_buf[..n].copy_from_slice(&data[..n]);
+                                self.hdr_len = n as u8;
+                                return;
+                            }
+                            Err(_) => {
+                                self.state = State::Dead;
+                                on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
+                                return;
+                            }
+                        }
+                    } else {
+                        let have = self.hdr_len as usize;
+                        let add = (MAX_HEADER_LEN - have).min(data.len());
+                        self.hdr_buf[have..have + add].copy_from_slice(&data[..add]);
+                        match parse_header(&self.hdr_buf[..have + add]) {
+                            Ok((_, h)) => {
+                                let used = h.header_len as usize - have;
+                                self.hdr_len = 0;
+                                self.start_frame(h);
+                                used
+                            }
+                            Err(nom::Err::Incomplete(_)) => {
+                                self.hdr_len = (have + add) as u8;
+                                return;
+                            }
+                            Err(_) => {
+                                self.state = State::Dead;
+                                on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
+                                return;
+                            }
+                        }
+                    };
+                    data = &data[used..];
+                    if self.remaining == 0 {
+                        self.finish_frame(on_event);
+                    }
+                }
+                State::Payload => {
+                    let n = usize::try_from(self.remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(data.len());
+                    if self.cur.opcode == OP_CLOSE {
+                        self.keep_close_bytes(&data[..n]);
+                    }
+                    self.remaining -= n as u64;
+                    data = &data[n..];
+                    if self.remaining == 0 {
+                        self.finish_frame(on_event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `len` bytes of this direction are missing from the capture. Inside a
+    /// payload they are just counted off; elsewhere the frame boundary is lost.
+    /// Returns whether the decoder kept its place.
+    pub fn gap(&mut self, len: u64) -> bool {
+        match self.state {
+            State::Payload if len < self.remaining && self.cur.opcode != OP_CLOSE => {
+                self.remaining -= len;
+                true
+            }
+            State::Header if self.hdr_len == 0 && len == 0 => true,
+            State::Dead => false,
+            _ => {
+                self.state = State::Resync;
+                self.hdr_len = 0;
+                false
+            }
+        }
+    }
+
+    fn start_frame(&mut self, h: FrameHeader) {
+        self.cur = h;
+        self.remaining = h.payload_len;
+        self.ctl_len = 0;
+        self.state = State::Payload;
+    }
+
+    fn keep_close_bytes(&mut self, bytes: &[u8]) {
+        let have = self.ctl_len as usize;
+        let room = MAX_CONTROL_PAYLOAD - have;
+        let n = room.min(bytes.len());
+        if n == 0 {
+            return;
+        }
+        let dst = &mut self.ctl_buf[have..have + n];
+        dst.copy_from_slice(&bytes[..n]);
+        if let Some(mask) = self.cur.mask {
+            unmask(dst, mask, have as u64);
+        }
+        self.ctl_len = (have + n) as u8;
+    }
+
+    fn finish_frame(&mut self, on_event: &mut impl FnMut(FrameEvent<'_>)) {
+        self.state = State::Header;
+        let len = if self.cur.opcode == OP_CLOSE {
+            self.ctl_len as usize
+        } else {
+            0
+        };
+        on_event(FrameEvent::Frame {
+            header: &self.cur,
+            close_payload: &self.ctl_buf[..len],
+        });
+    }
+}
+
+/// A close frame's payload, decoded (RFC 6455 5.5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosePayload {
+    pub code: Option<u16>,
+    /// The reason text, invalid UTF-8 replaced; `None` when there is no code.
+    pub reason: Option<String>,
+    pub reason_valid_utf8: bool,
+    /// A payload of exactly one byte, which no valid close frame has.
+    pub one_byte: bool,
+}
+
+/// Decodes a close payload: empty, one byte (invalid), or a code and a reason.
+pub fn parse_close_payload(p: &[u8]) -> ClosePayload {
+    match p {
+        [] => ClosePayload {
+            code: None,
+            reason: None,
+            reason_valid_utf8: true,
+            one_byte: false,
+        },
+        [_] => ClosePayload {
+            code: None,
+            reason: None,
+            reason_valid_utf8: true,
+            one_byte: true,
+        },
+        [hi, lo, rest @ ..] => {
+            let valid = std::str::from_utf8(rest).is_ok();
+            ClosePayload {
+                code: Some(u16::from_be_bytes([*hi, *lo])),
+                reason: Some(String::from_utf8_lossy(rest).into_owned()),
+                reason_valid_utf8: valid,
+                one_byte: false,
+            }
+        }
+    }
+}
+
+/// How a close code stands against RFC 6455 7.4 and the IANA registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeClass {
+    /// A valid code that reports no error (1000, 1001, 3000-4999 ...).
+    Normal,
+    /// A valid code reporting an error: 1002, 1003, 1007-1011, 1014.
+    Error,
+    /// 1005, 1006, 1015: meaningful locally, never on the wire.
+    Reserved,
+    /// Outside every valid range.
+    Invalid,
+}
+
+pub fn classify_code(code: u16) -> CodeClass {
+    match code {
+        1002 | 1003 | 1007..=1011 | 1014 => CodeClass::Error,
+        1005 | 1006 | 1015 => CodeClass::Reserved,
+        1000 | 1001 | 1012 | 1013 | 3000..=4999 => CodeClass::Normal,
+        _ => CodeClass::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_of(stream: &[u8], cuts: &[usize]) -> Vec<(FrameHeader, Vec<u8>)> {
+        let mut d = FrameDecoder::new();
+        let mut out = Vec::new();
+        let mut prev = 0;
+        let mut points: Vec<usize> = cuts.to_vec();
+        points.push(stream.len());
+        for p in points {
+            d.feed(&stream[prev..p], &mut |e| {
+                if let FrameEvent::Frame {
+                    header,
+                    close_payload,
+                } = e
+                {
+                    out.push((*header, close_payload.to_vec()));
+                }
+            });
+            prev = p;
+        }
+        out
+    }
+
+    // RFC 6455 5.7 examples.
+    const HELLO_UNMASKED: [u8; 7] = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+    const HELLO_MASKED: [u8; 11] = [
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
+
+    #[test]
+    fn rfc_single_frame_unmasked() {
+        let (rest, (h, p)) = parse_frame(&HELLO_UNMASKED).unwrap();
+        assert!(rest.is_empty());
+        assert!(h.fin);
+        assert_eq!(h.opcode, OP_TEXT);
+        assert_eq!(h.mask, None);
+        assert_eq!(p, b"Hello");
+    }
+
+    #[test]
+    fn rfc_single_frame_masked() {
+        let (_, (h, p)) = parse_frame(&HELLO_MASKED).unwrap();
+        assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
+        let mut p = p.to_vec();
+        unmask(&mut p, h.mask.unwrap(), 0);
+        assert_eq!(p, b"Hello");
+    }
+
+    #[test]
+    fn rfc_fragmented_text() {
+        let first = [0x01, 0x03, 0x48, 0x65, 0x6c];
+        let second = [0x80, 0x02, 0x6c, 0x6f];
+        let (_, (h1, _)) = parse_frame(&first).unwrap();
+        let (_, (h2, _)) = parse_frame(&second).unwrap();
+        assert!(!h1.fin && h1.opcode == OP_TEXT);
+        assert!(h2.fin && h2.opcode == OP_CONTINUATION);
+    }
+
+    #[test]
+    fn rfc_ping_pong() {
+        let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        let pong = [
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(parse_frame(&ping).unwrap().1.0.opcode, OP_PING);
+        assert_eq!(parse_frame(&pong).unwrap().1.0.opcode, OP_PONG);
+    }
+
+    #[test]
+    fn rfc_length_forms() {
+        // 256 bytes binary: 16-bit length.
+        let mut f = vec![0x82, 0x7E, 0x01, 0x00];
+        f.extend(std::iter::repeat_n(0u8, 256));
+        let (_, h) = parse_header(&f).unwrap();
+        assert_eq!((h.payload_len, h.header_len), (256, 4));
+        // 64 KiB binary: 64-bit length.
+        let h = [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0];
+        let (_, h) = parse_header(&h).unwrap();
+        assert_eq!((h.payload_len, h.header_len), (65536, 10));
+        // 7-bit length with mask: header of 6 bytes.
+        let (_, h) = parse_header(&HELLO_MASKED).unwrap();
+        assert_eq!(h.header_len, 6);
+        // 64-bit with mask: the longest header.
+        let h = [0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
+        let (_, h) = parse_header(&h).unwrap();
+        assert_eq!(h.header_len, 14);
+    }
+
+    #[test]
+    fn length_top_bit_is_failure() {
+        let h = [0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(parse_header(&h), Err(nom::Err::Failure(_))));
+        let mut d = FrameDecoder::new();
+        let mut malformed = 0;
+        d.feed(&h, &mut |e| {
+            if matches!(e, FrameEvent::Malformed(_)) {
+                malformed += 1
+            }
+        });
+        assert_eq!(malformed, 1);
+        assert!(d.is_dead());
+        // Nothing more is decoded.
+        d.feed(&HELLO_UNMASKED, &mut |_| malformed += 10);
+        assert_eq!(malformed, 1);
+    }
+
+    #[test]
+    fn incomplete_headers() {
+        for n in 0..HELLO_MASKED.len().min(6) {
+            assert!(matches!(
+                parse_header(&HELLO_MASKED[..n]),
+                Err(nom::Err::Incomplete(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn rsv_and_opcode_fields() {
+        let (_, h) = parse_header(&[0xC1, 0x00]).unwrap();
+        assert_eq!(h.rsv, 0b100);
+        let (_, h) = parse_header(&[0x83, 0x00]).unwrap();
+        assert!(!h.known_opcode());
+        let (_, h) = parse_header(&[0x0B, 0x00]).unwrap();
+        assert!(h.is_control() && !h.known_opcode());
+    }
+
+    fn build(fin: bool, op: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![(u8::from(fin) << 7) | op];
+        let m = if mask.is_some() { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => v.push(m | n as u8),
+            n if n <= 0xffff => {
+                v.push(m | 126);
+                v.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                v.push(m | 127);
+                v.extend((n as u64).to_be_bytes());
+            }
+        }
+        let mut p = payload.to_vec();
+        if let Some(k) = mask {
+            v.extend(k);
+            unmask(&mut p, k, 0);
+        }
+        v.extend(p);
+        v
+    }
+
+    #[test]
+    fn decoder_any_segmentation_same_frames() {
+        let mut stream = build(true, OP_TEXT, Some([1, 2, 3, 4]), b"hello");
+        stream.extend(build(true, OP_BINARY, None, &[7u8; 300]));
+        stream.extend(build(true, OP_BINARY, Some([9, 9, 9, 9]), &[1u8; 70000]));
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend(b"bye");
+        stream.extend(build(true, OP_CLOSE, Some([5, 6, 7, 8]), &close));
+        let whole = frames_of(&stream, &[]);
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole[2].0.payload_len, 70000);
+        assert_eq!(whole[3].1, close);
+        for cut in 1..stream.len().min(400) {
+            assert_eq!(frames_of(&stream, &[cut]), whole, "cut at {cut}");
+        }
+        let every: Vec<usize> = (1..stream.len()).step_by(7).collect();
+        assert_eq!(frames_of(&stream, &every), whole);
+        let bytewise: Vec<usize> = (1..stream.len()).collect();
+        assert_eq!(frames_of(&stream, &bytewise), whole);
+    }
+
+    #[test]
+    fn close_payload_forms() {
+        assert_eq!(parse_close_payload(&[]).code, None);
+        let one = parse_close_payload(&[3]);
+        assert!(one.one_byte && one.code.is_none() && one.reason.is_none());
+        let p = parse_close_payload(&[0x03, 0xe8]);
+        assert_eq!((p.code, p.reason.as_deref()), (Some(1000), Some("")));
+        let p = parse_close_payload(&[0x0f, 0xa1, 0xff, b'a']);
+        assert_eq!(p.code, Some(4001));
+        assert!(!p.reason_valid_utf8);
+        assert_eq!(p.reason.as_deref(), Some("\u{fffd}a"));
+    }
+
+    #[test]
+    fn close_code_classes() {
+        for c in [1000, 1001, 1012, 1013, 3000, 3999, 4000, 4999] {
+            assert_eq!(classify_code(c), CodeClass::Normal, "{c}");
+        }
+        for c in [1002, 1003, 1007, 1008, 1009, 1010, 1011, 1014] {
+            assert_eq!(classify_code(c), CodeClass::Error, "{c}");
+        }
+        for c in [1005, 1006, 1015] {
+            assert_eq!(classify_code(c), CodeClass::Reserved, "{c}");
+        }
+        for c in [0, 999, 1004, 1016, 2000, 2999, 5000, 65535] {
+            assert_eq!(classify_code(c), CodeClass::Invalid, "{c}");
+        }
+    }
+
+    #[test]
+    fn gap_inside_payload_keeps_place() {
+        let mut stream = build(true, OP_BINARY, None, &[0u8; 1000]);
+        stream.extend(build(true, OP_TEXT, None, b"after"));
+        let mut d = FrameDecoder::new();
+        let mut n = 0;
+        d.feed(&stream[..100], &mut |_| n += 1);
+        assert!(d.gap(500));
+        d.feed(&stream[600..], &mut |_| n += 1);
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn gap_on_header_resyncs_at_segment_start() {
+        let a = build(true, OP_TEXT, None, b"one");
+        let b = build(true, OP_TEXT, None, b"two");
+        let mut d = FrameDecoder::new();
+        let mut n = 0;
+        d.feed(&a, &mut |_| n += 1);
+        assert!(!d.gap(3));
+        // Garbage at a segment start is not taken as a boundary...
+        d.feed(&[0x83, 0x7f, 1, 2], &mut |_| n += 10);
+        // ...a plausible header is.
+        d.feed(&b, &mut |_| n += 1);
+        assert_eq!(n, 2);
+    }
+}

@@ -1,0 +1,397 @@
+//! The HTTP/1.1 Upgrade handshake that opens a WebSocket (RFC 6455 section 4):
+//! nom parsers for the request and the response heads.
+//!
+//! A head is parsed only once it is complete (up to the empty line), which
+//! makes obs-folded and repeated header lines easy to join, and lets a caller
+//! tell "need more bytes" (`Incomplete`) from "not HTTP" (`Error`).
+
+use base64::Engine as _;
+use nom::Parser;
+use nom::bytes::complete::{tag, take_till, take_till1, take_while1, take_while_m_n};
+use nom::character::complete::space1;
+use nom::{IResult, Needed};
+use sha1::{Digest, Sha1};
+
+/// Longest head we wait for; a longer one is not a WebSocket handshake.
+pub const MAX_HEAD_LEN: usize = 16 * 1024;
+
+/// The GUID of RFC 6455 1.3, appended to the key for Sec-WebSocket-Accept.
+const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The client's upgrade request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub host: Option<String>,
+    /// `Upgrade: websocket` was present (case-insensitive, among tokens).
+    pub upgrade_websocket: bool,
+    pub key: Option<String>,
+}
+
+/// The server's response to an upgrade request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub accept: Option<String>,
+    pub protocol: Option<String>,
+    /// Accepted extensions, one entry each with its parameters, trimmed.
+    pub extensions: Vec<String>,
+}
+
+impl Response {
+    /// Whether the negotiated extensions allow RSV1 on data frames.
+    pub fn allows_rsv1(&self) -> bool {
+        self.extensions.iter().any(|e| {
+            let name = e.split(';').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("permessage-deflate")
+                || name.eq_ignore_ascii_case("x-webkit-deflate-frame")
+                || name.eq_ignore_ascii_case("perframe-deflate")
+        })
+    }
+
+    /// Whether an extension we do not know was negotiated: it may give
+    /// meaning to any RSV bit on data frames, so those are not judged.
+    pub fn has_unknown_extension(&self) -> bool {
+        self.extensions.iter().any(|e| {
+            let name = e.split(';').next().unwrap_or("").trim();
+            !(name.eq_ignore_ascii_case("permessage-deflate")
+                || name.eq_ignore_ascii_case("x-webkit-deflate-frame")
+                || name.eq_ignore_ascii_case("perframe-deflate"))
+        })
+    }
+}
+
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2).
+pub fn accept_for_key(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.trim().as_bytes());
+    h.update(WS_GUID);
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// Finds the end of a head: the index just past the empty line.
+fn head_end(i: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(p) = memchr_nl(&i[start..]) {
+        let nl = start + p;
+        // The line that just ended is empty when the previous byte is the
+        // previous line's LF (or CR LF).
+        let line_start = start;
+        let line = &i[line_start..nl];
+        if line.is_empty() || line == b"\r" {
+            return Some(nl + 1);
+        }
+        start = nl + 1;
+    }
+    None
+}
+
+fn memchr_nl(i: &[u8]) -> Option<usize> {
+    i.iter().position(|&b| b == b'\n')
+}
+
+fn is_token(c: u8) -> bool {
+    c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&c)
+}
+
+fn line_end(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    nom::branch::alt((tag(&b"\r\n"[..]), tag(&b"\n"[..]))).parse(i)
+}
+
+fn request_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
+    let (i, (method, _, target, _, _, _, _)) = (
+        take_while1(is_token),
+        space1,
+        take_till1(|c| c == b' ' || c == b'\r' || c == b'\n'),
+        space1,
+        tag(&b"HTTP/"[..]),
+        take_till(|c| c == b'\r' || c == b'\n'),
+        line_end,
+    )
+        .parse(i)?;
+    Ok((i, (method, target)))
+}
+
+fn status_line(i: &[u8]) -> IResult<&[u8], u16> {
+    let (i, (_, _, _, code, _, _)) = (
+        tag(&b"HTTP/"[..]),
+        take_till1(|c| c == b' '),
+        space1,
+        take_while_m_n(3, 3, |c: u8| c.is_ascii_digit()),
+        take_till(|c| c == b'\r' || c == b'\n'),
+        line_end,
+    )
+        .parse(i)?;
+    let code = code
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    Ok((i, code))
+}
+
+/// One header line (without folding): name and raw value.
+fn header_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
+    let (i, (name, _, value, _)) = (
+        take_while1(is_token),
+        tag(&b":"[..]),
+        take_till(|c| c == b'\r' || c == b'\n'),
+        line_end,
+    )
+        .parse(i)?;
+    Ok((i, (name, value)))
+}
+
+/// A continuation line of an obs-folded header (starts with SP or HT).
+fn fold_line(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    let (i, (_, value, _)) = (
+        take_while1(|c| c == b' ' || c == b'\t'),
+        take_till(|c| c == b'\r' || c == b'\n'),
+        line_end,
+    )
+        .parse(i)?;
+    Ok((i, value))
+}
+
+/// Headers as (lower-case name, value with folds joined and trimmed).
+fn headers(mut i: &[u8]) -> IResult<&[u8], Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    loop {
+        if let Ok((rest, _)) = line_end(i) {
+            return Ok((rest, out));
+        }
+        if let Ok((rest, more)) = fold_line(i)
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(' ');
+            last.1.push_str(String::from_utf8_lossy(more).trim());
+            i = rest;
+            continue;
+        }
+        let (rest, (name, value)) = header_line(i)?;
+        out.push((
+            String::from_utf8_lossy(name).to_ascii_lowercase(),
+            String::from_utf8_lossy(value).trim().to_string(),
+        ));
+        i = rest;
+    }
+}
+
+/// All values of a header, repeated lines joined with ", " (RFC 9110 5.3).
+fn joined(h: &[(String, String)], name: &str) -> Option<String> {
+    let mut vals = h.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let first = vals.next()?;
+    let mut s = first.to_string();
+    for v in vals {
+        s.push_str(", ");
+        s.push_str(v);
+    }
+    Some(s)
+}
+
+fn first(h: &[(String, String)], name: &str) -> Option<String> {
+    h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+/// Splits a header list on commas outside quoted strings, trimming items.
+pub fn split_list(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in v.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' if !quoted => {
+                let t = cur.trim();
+                if !t.is_empty() {
+                    out.push(t.to_string());
+                }
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    let t = cur.trim();
+    if !t.is_empty() {
+        out.push(t.to_string());
+    }
+    out
+}
+
+/// Waits for a complete head, then hands it to `body`. `Incomplete` while
+/// the empty line has not come (and the head is still short enough).
+fn complete_head<'a, T>(
+    i: &'a [u8],
+    body: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>,
+) -> IResult<&'a [u8], T> {
+    match head_end(i) {
+        Some(end) => {
+            let (_, v) = body(&i[..end])?;
+            Ok((&i[end..], v))
+        }
+        None if i.len() >= MAX_HEAD_LEN => Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TooLarge,
+        ))),
+        None => Err(nom::Err::Incomplete(Needed::Unknown)),
+    }
+}
+
+/// Parses an upgrade request head. The rest (frames) is returned unparsed.
+pub fn parse_request(i: &[u8]) -> IResult<&[u8], Request> {
+    complete_head(i, |head| {
+        let (rest, (method, target)) = request_line(head)?;
+        let (rest, h) = headers(rest)?;
+        let upgrade_websocket = joined(&h, "upgrade")
+            .map(|v| {
+                split_list(&v)
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("websocket"))
+            })
+            .unwrap_or(false);
+        Ok((
+            rest,
+            Request {
+                method: String::from_utf8_lossy(method).into_owned(),
+                path: String::from_utf8_lossy(target).into_owned(),
+                host: first(&h, "host"),
+                upgrade_websocket,
+                key: first(&h, "sec-websocket-key"),
+            },
+        ))
+    })
+}
+
+/// Parses a response head. The rest (frames, or a body) is returned unparsed.
+pub fn parse_response(i: &[u8]) -> IResult<&[u8], Response> {
+    complete_head(i, |head| {
+        let (rest, status) = status_line(head)?;
+        let (rest, h) = headers(rest)?;
+        Ok((
+            rest,
+            Response {
+                status,
+                accept: first(&h, "sec-websocket-accept"),
+                protocol: joined(&h, "sec-websocket-protocol"),
+                extensions: joined(&h, "sec-websocket-extensions")
+                    .map(|v| split_list(&v))
+                    .unwrap_or_default(),
+            },
+        ))
+    })
+}
+
+/// Whether bytes could be the start of an HTTP request (so we wait for more
+/// rather than trying them as frames).
+pub fn looks_like_request(i: &[u8]) -> bool {
+    const METHODS: [&[u8]; 4] = [b"GET ", b"POST ", b"HEAD ", b"OPTIONS "];
+    METHODS.iter().any(|m| {
+        let n = m.len().min(i.len());
+        n > 0 && i[..n] == m[..n]
+    })
+}
+
+/// Whether bytes could be the start of an HTTP response.
+pub fn looks_like_response(i: &[u8]) -> bool {
+    let m = b"HTTP/1.";
+    let n = m.len().min(i.len());
+    n > 0 && i[..n] == m[..n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const RESP: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+
+    #[test]
+    fn rfc_accept_example() {
+        // RFC 6455 1.3.
+        assert_eq!(
+            accept_for_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn rfc_request() {
+        let mut bytes = REQ.to_vec();
+        bytes.extend([0x81, 0x80, 1, 2, 3, 4]);
+        let (rest, r) = parse_request(&bytes).unwrap();
+        assert_eq!(rest, &[0x81, 0x80, 1, 2, 3, 4]);
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path, "/chat");
+        assert_eq!(r.host.as_deref(), Some("server.example.com"));
+        assert!(r.upgrade_websocket);
+        assert_eq!(r.key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    }
+
+    #[test]
+    fn rfc_response() {
+        let (rest, r) = parse_response(RESP).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(r.status, 101);
+        assert_eq!(r.protocol.as_deref(), Some("chat"));
+        assert_eq!(r.accept.as_deref(), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert!(r.extensions.is_empty());
+        assert!(!r.allows_rsv1());
+    }
+
+    #[test]
+    fn incomplete_until_empty_line() {
+        for n in 0..REQ.len() {
+            assert!(
+                matches!(parse_request(&REQ[..n]), Err(nom::Err::Incomplete(_))),
+                "prefix {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn case_folding_repeats() {
+        let req = b"GET /x HTTP/1.1\r\nhOsT: h\r\nUPGRADE: WebSocket\r\nsec-websocket-key:   k==  \r\n\r\n";
+        let (_, r) = parse_request(req).unwrap();
+        assert!(r.upgrade_websocket);
+        assert_eq!(r.key.as_deref(), Some("k=="));
+        let resp = b"HTTP/1.1 101 OK\r\nSec-WebSocket-Extensions: permessage-deflate;\r\n client_max_window_bits=12\r\nsec-websocket-extensions: x-foo, x-bar; a=\"1,2\"\r\n\r\n";
+        let (_, r) = parse_response(resp).unwrap();
+        assert_eq!(
+            r.extensions,
+            vec![
+                "permessage-deflate; client_max_window_bits=12",
+                "x-foo",
+                "x-bar; a=\"1,2\""
+            ]
+        );
+        assert!(r.allows_rsv1());
+        assert!(r.has_unknown_extension());
+    }
+
+    #[test]
+    fn bare_lf_and_rejections() {
+        let (_, r) = parse_response(b"HTTP/1.1 403 Forbidden\nContent-Length: 0\n\n").unwrap();
+        assert_eq!(r.status, 403);
+        assert!(parse_request(b"\x81\x05hello\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 abc\r\n\r\n").is_err());
+        let long = vec![b'a'; MAX_HEAD_LEN + 1];
+        assert!(matches!(parse_request(&long), Err(nom::Err::Error(_))));
+    }
+
+    #[test]
+    fn request_without_upgrade() {
+        let (_, r) = parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert!(!r.upgrade_websocket);
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(looks_like_request(b"GE"));
+        assert!(looks_like_request(b"GET /"));
+        assert!(!looks_like_request(b"\x81\x85"));
+        assert!(looks_like_response(b"HTTP/1.1 101"));
+        assert!(!looks_like_response(b"\x88\x02"));
+    }
+}
