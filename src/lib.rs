@@ -7,9 +7,14 @@
 //! [`report`] (tables, JSON). [`analyzer`] ties the middle stages together
 //! without any I/O, so a file, a live interface or a test can feed it.
 
+pub mod analyzer;
+pub mod capture;
+pub mod cli;
+pub mod close;
 pub mod decode;
 pub mod frame;
 pub mod reassembly;
+pub mod report;
 pub mod upgrade;
 
 /// A capture timestamp in nanoseconds since the Unix epoch. Integer time

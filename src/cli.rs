@@ -1,0 +1,220 @@
+//! The command line (see the contract's "Command line"): argument parsing,
+//! and the file pipeline that drives the analyzer.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::Ts;
+use crate::analyzer::Analyzer;
+use crate::capture::{CaptureError, FileReader, Merged};
+use crate::close::{Settings, Severity};
+use crate::decode::{self, Skip};
+use crate::reassembly::Limits;
+use crate::report::{AnalysisStats, Source, Summary};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsclose",
+    version,
+    about = "Why did my WebSocket disconnect? Follows every WebSocket closing handshake in a packet capture."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse capture files (pcap or pcapng; `-` reads stdin). Several files
+    /// are one capture, merged in timestamp order.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Capture files, `-` for stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Write the JSON summary to PATH (`-`: stdout, instead of the tables).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<String>,
+    /// Seconds the other side has to answer a close frame.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub close_timeout: f64,
+    /// Exit with status 1 when a finding of this severity or worse is found.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+impl FailOn {
+    fn severity(self) -> Severity {
+        match self {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Info => Severity::Info,
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
+    }
+}
+
+/// Runs the whole `analyze` pipeline over files and returns the summary and
+/// the warnings to print (truncated inputs).
+pub fn analyze_files(
+    names: &[String],
+    settings: Settings,
+    limits: Limits,
+) -> Result<(Summary, Vec<String>), CaptureError> {
+    let readers = names
+        .iter()
+        .map(|n| FileReader::open(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut skipped = vec![(0u64, 0u64); readers.len()];
+    let mut merged = Merged::new(readers);
+    let mut analyzer = Analyzer::new(settings, limits);
+    while merged.advance()? {
+        let (Some(src), Some(pkt)) = (merged.current_source(), merged.current()) else {
+            break;
+        };
+        analyzer.note_time(pkt.ts);
+        match decode::decode(pkt.linktype, pkt.data) {
+            Ok(seg) => analyzer.packet(pkt.ts, &seg),
+            Err(Skip::NotTcp) => skipped[src].0 += 1,
+            Err(_) => skipped[src].1 += 1,
+        }
+    }
+    let (connections, stats) = analyzer.finish();
+    let mut warnings = Vec::new();
+    let mut sources = Vec::new();
+    for (r, (not_tcp, undecodable)) in merged.into_readers().into_iter().zip(skipped) {
+        let st = &r.stats;
+        if !st.link_types.is_empty() && !st.link_types.iter().any(|l| decode::link_supported(*l)) {
+            let names: Vec<String> = st.link_types.iter().map(|l| decode::link_name(*l)).collect();
+            return Err(CaptureError {
+                name: r.name.clone(),
+                msg: format!("unsupported link type {}", names.join(",")),
+            });
+        }
+        if let Some(why) = &st.stopped {
+            warnings.push(format!("{}: {why}; what was read is analysed", r.name));
+        }
+        sources.push(Source {
+            kind: "file",
+            name: r.name.clone(),
+            link_type: st
+                .link_types
+                .iter()
+                .map(|l| decode::link_name(*l))
+                .collect::<Vec<_>>()
+                .join(","),
+            packets: st.packets,
+            bytes: st.bytes,
+            first_ts: st.first_ts.map(Ts::as_secs_f64),
+            last_ts: st.last_ts.map(Ts::as_secs_f64),
+            dropped: None,
+            not_tcp,
+            undecodable,
+            truncated: st.truncated,
+        });
+    }
+    let analysis = AnalysisStats {
+        tcp_segments: stats.tcp_segments,
+        tcp_flows: stats.reassembly.flows,
+        out_of_order_segments: stats.reassembly.out_of_order_segments,
+        retransmitted_segments: stats.reassembly.retransmitted_segments,
+        gaps: stats.reassembly.gaps,
+        gap_bytes: stats.reassembly.gap_bytes,
+    };
+    let timeout_s = settings.close_timeout.secs_since(Ts(0));
+    Ok((Summary::new(timeout_s, sources, connections, analysis), warnings))
+}
+
+/// Writes the summary as the options ask, then decides the exit status.
+fn emit(summary: &Summary, out: &OutputArgs) -> io::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut so = BufWriter::new(stdout.lock());
+    match out.json.as_deref() {
+        Some("-") => summary.write_json(&mut so)?,
+        Some(path) => {
+            let f = File::create(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+            let mut w = BufWriter::new(f);
+            summary.write_json(&mut w)?;
+            w.flush()?;
+            summary.write_tables(&mut so)?;
+        }
+        None => summary.write_tables(&mut so)?,
+    }
+    so.flush()?;
+    let fail = out
+        .fail_on
+        .is_some_and(|f| summary.worst().is_some_and(|w| w >= f.severity()));
+    Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn settings_of(out: &OutputArgs) -> Settings {
+    Settings {
+        close_timeout: Ts::from_secs_f64(out.close_timeout),
+    }
+}
+
+/// The program.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Analyze(args) => {
+            let settings = settings_of(&args.output);
+            let (summary, warnings) =
+                match analyze_files(&args.files, settings, Limits::default()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("wsclose: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            for w in &warnings {
+                eprintln!("wsclose: warning: {w}");
+            }
+            finish(emit(&summary, &args.output))
+        }
+    }
+}
+
+fn finish(r: io::Result<ExitCode>) -> ExitCode {
+    match r {
+        Ok(c) => c,
+        // `wsclose ... | head`: the reader went away, nothing more to say.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsclose: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Reports: the JSON summary of the output contract (`wsclose-summary/1`)
+//! and the human tables.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::close::{ConnectionReport, Outcome, Severity, fmt_secs};
+
+pub const SCHEMA: &str = "wsclose-summary/1";
+
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsOut {
+    pub close_timeout_s: f64,
+}
+
+/// One input, as the contract's `sources[]` entry, plus what was skipped.
+#[derive(Debug, Serialize, Clone)]
+pub struct Source {
+    pub kind: &'static str,
+    pub name: String,
+    pub link_type: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub dropped: Option<u64>,
+    /// Packets of other protocols (UDP, ARP ...), skipped. Not in the v1
+    /// contract: an addition.
+    pub not_tcp: u64,
+    /// Packets that did not decode (garbage, fragments, unsupported link).
+    pub undecodable: u64,
+    /// The input ended in a cut-short or corrupt record.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Outcomes {
+    pub clean: u64,
+    pub unanswered: u64,
+    pub timeout: u64,
+    pub abnormal: u64,
+    pub pending: u64,
+    pub open: u64,
+    pub rejected: u64,
+}
+
+impl Outcomes {
+    fn add(&mut self, o: Outcome) {
+        let slot = match o {
+            Outcome::Clean => &mut self.clean,
+            Outcome::Unanswered => &mut self.unanswered,
+            Outcome::Timeout => &mut self.timeout,
+            Outcome::Abnormal => &mut self.abnormal,
+            Outcome::Pending => &mut self.pending,
+            Outcome::Open => &mut self.open,
+            Outcome::Rejected => &mut self.rejected,
+        };
+        *slot += 1;
+    }
+
+    pub fn get(&self, o: Outcome) -> u64 {
+        match o {
+            Outcome::Clean => self.clean,
+            Outcome::Unanswered => self.unanswered,
+            Outcome::Timeout => self.timeout,
+            Outcome::Abnormal => self.abnormal,
+            Outcome::Pending => self.pending,
+            Outcome::Open => self.open,
+            Outcome::Rejected => self.rejected,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Severities {
+    pub error: u64,
+    pub warning: u64,
+    pub info: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Totals {
+    pub connections: u64,
+    pub outcomes: Outcomes,
+    pub close_codes: BTreeMap<String, u64>,
+    pub findings: BTreeMap<String, u64>,
+    pub severities: Severities,
+}
+
+/// Counters of the analysis itself. Not in the v1 contract: an addition.
+#[derive(Debug, Serialize, Default, Clone)]
+pub struct AnalysisStats {
+    pub tcp_segments: u64,
+    pub tcp_flows: u64,
+    pub out_of_order_segments: u64,
+    pub retransmitted_segments: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub schema: &'static str,
+    pub tool: Tool,
+    pub settings: SettingsOut,
+    pub sources: Vec<Source>,
+    pub totals: Totals,
+    pub connections: Vec<ConnectionReport>,
+    pub analysis: AnalysisStats,
+}
+
+impl Summary {
+    pub fn new(
+        close_timeout_s: f64,
+        sources: Vec<Source>,
+        connections: Vec<ConnectionReport>,
+        analysis: AnalysisStats,
+    ) -> Summary {
+        let mut outcomes = Outcomes::default();
+        let mut close_codes = BTreeMap::new();
+        let mut findings = BTreeMap::new();
+        let mut severities = Severities::default();
+        for c in &connections {
+            outcomes.add(c.close.outcome);
+            for (code, n) in &c.close_codes {
+                let k = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+                *close_codes.entry(k).or_insert(0) += n;
+            }
+            for f in &c.findings {
+                *findings.entry(f.kind.name()).or_insert(0) += 1;
+                match f.severity {
+                    Severity::Error => severities.error += 1,
+                    Severity::Warning => severities.warning += 1,
+                    Severity::Info => severities.info += 1,
+                }
+            }
+        }
+        Summary {
+            schema: SCHEMA,
+            tool: Tool {
+                name: "wsclose",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            settings: SettingsOut { close_timeout_s },
+            sources,
+            totals: Totals {
+                connections: connections.len() as u64,
+                outcomes,
+                close_codes,
+                findings,
+                severities,
+            },
+            connections,
+            analysis,
+        }
+    }
+
+    /// The worst severity among all findings.
+    pub fn worst(&self) -> Option<Severity> {
+        self.connections
+            .iter()
+            .flat_map(|c| c.findings.iter().map(|f| f.severity))
+            .max()
+    }
+
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
+    }
+
+    /// The tables for people: connections, totals, findings.
+    pub fn write_tables(&self, out: &mut impl Write) -> io::Result<()> {
+        let new_table = || {
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+            if !t.is_tty() {
+                t.set_width(160);
+            }
+            t
+        };
+
+        let mut t = new_table();
+        t.set_header(vec![
+            "#", "client", "server", "outcome", "initiator", "codes c/s", "close hs", "idle",
+            "TCP end", "findings",
+        ]);
+        for c in &self.connections {
+            let code = |f: &Option<crate::close::CloseFrame>| match f {
+                None => "-".to_string(),
+                Some(f) => f.code.map_or_else(|| "none".to_string(), |c| c.to_string()),
+            };
+            let end = &c.close.tcp_end;
+            let tcp_end = match (end.kind, end.by) {
+                ("none", _) | (_, None) => "open".to_string(),
+                (k, Some(by)) => format!("{} by {}", k.to_uppercase(), by.name()),
+            };
+            let kinds: Vec<String> = c.findings.iter().map(|f| f.kind.name()).collect();
+            t.add_row(vec![
+                c.id.to_string(),
+                c.client.clone(),
+                c.server.clone(),
+                c.close.outcome.name().to_string(),
+                c.close.initiator.map_or("-", |s| s.name()).to_string(),
+                format!("{}/{}", code(&c.close.client_frame), code(&c.close.server_frame)),
+                c.close.handshake_s.map_or("-".into(), fmt_secs),
+                c.close.idle_s.map_or("-".into(), fmt_secs),
+                tcp_end,
+                if kinds.is_empty() {
+                    "-".to_string()
+                } else {
+                    kinds.join(", ")
+                },
+            ]);
+        }
+        if self.connections.is_empty() {
+            writeln!(out, "No WebSocket connection found.")?;
+        } else {
+            writeln!(out, "{t}")?;
+        }
+
+        let mut t = new_table();
+        t.set_header(vec!["outcome", "connections"]);
+        for o in Outcome::ALL {
+            t.add_row(vec![o.name().to_string(), self.totals.outcomes.get(o).to_string()]);
+        }
+        let s = &self.totals.severities;
+        t.add_row(vec![
+            "findings (error/warning/info)".to_string(),
+            format!("{}/{}/{}", s.error, s.warning, s.info),
+        ]);
+        if !self.totals.close_codes.is_empty() {
+            let codes: Vec<String> = self
+                .totals
+                .close_codes
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect();
+            t.add_row(vec!["close codes".to_string(), codes.join(", ")]);
+        }
+        for src in &self.sources {
+            let mut line = format!(
+                "{} packets, {} bytes, {}",
+                src.packets, src.bytes, src.link_type
+            );
+            if src.not_tcp + src.undecodable > 0 {
+                line.push_str(&format!(
+                    "; skipped {} non-TCP, {} undecodable",
+                    src.not_tcp, src.undecodable
+                ));
+            }
+            if let Some(d) = src.dropped {
+                line.push_str(&format!("; {d} dropped"));
+            }
+            if src.truncated {
+                line.push_str("; truncated");
+            }
+            t.add_row(vec![format!("source {}", src.name), line]);
+        }
+        writeln!(out, "{t}")?;
+
+        let any = self.connections.iter().any(|c| !c.findings.is_empty());
+        if any {
+            let mut t = new_table();
+            t.set_header(vec!["#", "severity", "finding", "side", "time", "message"]);
+            for c in &self.connections {
+                for f in &c.findings {
+                    t.add_row(vec![
+                        c.id.to_string(),
+                        f.severity.name().to_string(),
+                        f.kind.name(),
+                        f.side.map_or("-", |s| s.name()).to_string(),
+                        f.ts.map_or("-".into(), |t| format!("{t:.6}")),
+                        f.message.clone(),
+                    ]);
+                }
+            }
+            writeln!(out, "{t}")?;
+        }
+        Ok(())
+    }
+}
