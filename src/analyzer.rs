@@ -355,7 +355,7 @@ impl Analyzer {
             ..
         } = self;
         let end = now.unwrap_or_default();
-        let mut stats = AnalyzerStats {
+        let stats = AnalyzerStats {
             tcp_segments,
             reassembly: table.stats,
         };
@@ -364,7 +364,6 @@ impl Analyzer {
                 reports.push(r);
             }
         });
-        stats.reassembly.flows = stats.reassembly.flows.max(0);
         reports.sort_by_key(|r| r.order);
         for (i, r) in reports.iter_mut().enumerate() {
             r.id = i as u64 + 1;

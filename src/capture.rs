@@ -167,7 +167,10 @@ impl FileReader {
     }
 
     /// A reader over any byte stream (tests, fuzzing).
-    pub fn from_reader(name: &str, reader: Box<dyn Read + Send>) -> Result<FileReader, CaptureError> {
+    pub fn from_reader(
+        name: &str,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<FileReader, CaptureError> {
         Self::from_bytes(
             name,
             Bytes::Stream {
@@ -334,7 +337,8 @@ impl FileReader {
                             ));
                             return Ok(false);
                         }
-                        self.fill(want).map_err(|e| err(&self.name, e.to_string()))?;
+                        self.fill(want)
+                            .map_err(|e| err(&self.name, e.to_string()))?;
                         continue;
                     }
                     if !self.window().is_empty() {
@@ -392,9 +396,7 @@ impl FileReader {
                         u32::from_le_bytes([w[8], w[9], w[10], w[11]])
                     } as usize;
                     if caplen_at > MAX_RECORD {
-                        return Step::Corrupt(format!(
-                            "record claims {caplen_at} captured bytes"
-                        ));
+                        return Step::Corrupt(format!("record claims {caplen_at} captured bytes"));
                     }
                 }
                 let res = if *modified {
@@ -428,9 +430,13 @@ impl FileReader {
             Format::PcapNg { big_endian, ifaces } => {
                 let is_shb = w.len() >= 4 && w[..4] == [0x0a, 0x0d, 0x0d, 0x0a];
                 if w.len() >= 8 {
-                    let blen = if *big_endian && !is_shb {
-                        u32::from_be_bytes([w[4], w[5], w[6], w[7]])
-                    } else if is_shb && w.len() >= 12 && w[8..12] == [0x1a, 0x2b, 0x3c, 0x4d] {
+                    // A section header tells its own byte order.
+                    let be = if is_shb {
+                        w.len() >= 12 && w[8..12] == [0x1a, 0x2b, 0x3c, 0x4d]
+                    } else {
+                        *big_endian
+                    };
+                    let blen = if be {
                         u32::from_be_bytes([w[4], w[5], w[6], w[7]])
                     } else {
                         u32::from_le_bytes([w[4], w[5], w[6], w[7]])
@@ -518,10 +524,9 @@ impl FileReader {
 
 fn describe(e: &nom::Err<PcapError<&[u8]>>) -> String {
     match e {
-        nom::Err::Error(e) | nom::Err::Failure(e) => format!("{e:?}")
-            .chars()
-            .take(60)
-            .collect::<String>(),
+        nom::Err::Error(e) | nom::Err::Failure(e) => {
+            format!("{e:?}").chars().take(60).collect::<String>()
+        }
         nom::Err::Incomplete(_) => "incomplete".into(),
     }
 }
@@ -618,7 +623,11 @@ mod tests {
         };
         let mut v = Vec::new();
         w32(&mut v, if nanos { 0xa1b23c4d } else { 0xa1b2c3d4 });
-        let (maj, min) = if be { ([0, 2], [0, 4]) } else { ([2, 0], [4, 0]) };
+        let (maj, min) = if be {
+            ([0, 2], [0, 4])
+        } else {
+            ([2, 0], [4, 0])
+        };
         v.extend(maj);
         v.extend(min);
         w32(&mut v, 0);
@@ -670,9 +679,12 @@ mod tests {
 
     #[test]
     fn not_a_capture() {
-        let e = FileReader::from_reader("x.txt", Box::new(io::Cursor::new(b"hello world, this is text".to_vec())))
-            .err()
-            .unwrap();
+        let e = FileReader::from_reader(
+            "x.txt",
+            Box::new(io::Cursor::new(b"hello world, this is text".to_vec())),
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.to_string(), "x.txt: not a pcap or pcapng file");
         let e = FileReader::from_reader("e", Box::new(io::Cursor::new(Vec::new())))
             .err()

@@ -110,7 +110,11 @@ pub fn analyze_files(
     for (r, (not_tcp, undecodable)) in merged.into_readers().into_iter().zip(skipped) {
         let st = &r.stats;
         if !st.link_types.is_empty() && !st.link_types.iter().any(|l| decode::link_supported(*l)) {
-            let names: Vec<String> = st.link_types.iter().map(|l| decode::link_name(*l)).collect();
+            let names: Vec<String> = st
+                .link_types
+                .iter()
+                .map(|l| decode::link_name(*l))
+                .collect();
             return Err(CaptureError {
                 name: r.name.clone(),
                 msg: format!("unsupported link type {}", names.join(",")),
@@ -147,7 +151,10 @@ pub fn analyze_files(
         gap_bytes: stats.reassembly.gap_bytes,
     };
     let timeout_s = settings.close_timeout.secs_since(Ts(0));
-    Ok((Summary::new(timeout_s, sources, connections, analysis), warnings))
+    Ok((
+        Summary::new(timeout_s, sources, connections, analysis),
+        warnings,
+    ))
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
@@ -157,8 +164,8 @@ fn emit(summary: &Summary, out: &OutputArgs) -> io::Result<ExitCode> {
     match out.json.as_deref() {
         Some("-") => summary.write_json(&mut so)?,
         Some(path) => {
-            let f = File::create(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+            let f =
+                File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
             let mut w = BufWriter::new(f);
             summary.write_json(&mut w)?;
             w.flush()?;
@@ -170,7 +177,11 @@ fn emit(summary: &Summary, out: &OutputArgs) -> io::Result<ExitCode> {
     let fail = out
         .fail_on
         .is_some_and(|f| summary.worst().is_some_and(|w| w >= f.severity()));
-    Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn settings_of(out: &OutputArgs) -> Settings {
@@ -191,14 +202,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => {
             let settings = settings_of(&args.output);
-            let (summary, warnings) =
-                match analyze_files(&args.files, settings, Limits::default()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("wsclose: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
+            let (summary, warnings) = match analyze_files(&args.files, settings, Limits::default())
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("wsclose: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             for w in &warnings {
                 eprintln!("wsclose: warning: {w}");
             }

@@ -517,7 +517,7 @@ impl Tracker {
             self.tcp_end = Some(("rst", dir, ts));
         }
         if self.first_close.is_some() {
-            self.note(Kind::ResetAfterClose, Some(dir), ts, || String::new());
+            self.note(Kind::ResetAfterClose, Some(dir), ts, String::new);
         }
     }
 
@@ -776,7 +776,12 @@ impl Tracker {
                 Kind::UnmaskedClientFrame,
                 Some(Side::Client),
                 Some(ts),
-                counted(n, "unmasked frame from the client", "unmasked frames from the client", ts),
+                counted(
+                    n,
+                    "unmasked frame from the client",
+                    "unmasked frames from the client",
+                    ts,
+                ),
             );
         }
         if let Some((ts, n)) = self.dirs[cd.other().idx()].masked {
@@ -784,7 +789,12 @@ impl Tracker {
                 Kind::MaskedServerFrame,
                 Some(Side::Server),
                 Some(ts),
-                counted(n, "masked frame from the server", "masked frames from the server", ts),
+                counted(
+                    n,
+                    "masked frame from the server",
+                    "masked frames from the server",
+                    ts,
+                ),
             );
         }
 

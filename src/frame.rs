@@ -109,7 +109,10 @@ pub fn parse_header(input: &[u8]) -> IResult<&[u8], FrameHeader> {
 pub fn parse_frame(input: &[u8]) -> IResult<&[u8], (FrameHeader, &[u8])> {
     let (i, h) = parse_header(input)?;
     let len = usize::try_from(h.payload_len).map_err(|_| {
-        nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::TooLarge))
+        nom::Err::Failure(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::TooLarge,
+        ))
     })?;
     let (i, payload) = take(len)(i)?;
     Ok((i, (h, payload)))

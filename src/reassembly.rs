@@ -92,7 +92,8 @@ pub struct Limits {
     pub max_buffered_per_dir: usize,
     /// Out-of-order bytes buffered across all flows.
     pub max_buffered_total: usize,
-    /// Capture time after which an ended flow's entry is forgotten.
+    /// Capture time an ended flow stays in the table (for its last ACKs)
+    /// before its sink is handed back.
     pub linger: Ts,
 }
 
@@ -101,7 +102,7 @@ impl Default for Limits {
         Limits {
             max_buffered_per_dir: 4 << 20,
             max_buffered_total: 256 << 20,
-            linger: Ts::from_secs(120),
+            linger: Ts::from_secs(30),
         }
     }
 }
@@ -163,9 +164,12 @@ impl Half {
 #[derive(Debug)]
 pub struct Flow<S> {
     halves: [Half; 2],
-    /// `None` once the flow ended and its sink was handed back.
+    /// `None` once the sink was handed back (replaced flows only).
     sink: Option<S>,
     last_ts: Ts,
+    /// When the TCP connection ended (both FINs, or an RST). The flow stays
+    /// a while so late packets (the last ACK) still count as its own.
+    ended_at: Option<Ts>,
     rst: bool,
     ignored: bool,
 }
@@ -216,7 +220,7 @@ impl<S: StreamSink> FlowTable<S> {
     ) {
         self.packets += 1;
         if self.packets % 65536 == 0 {
-            self.purge(ts);
+            self.purge(ts, done);
         }
         let (key, dir) = FlowKey::of(seg.src, seg.dst);
         let fresh_syn = seg.syn && !seg.ack;
@@ -230,9 +234,12 @@ impl<S: StreamSink> FlowTable<S> {
                     if let Some(sink) = old.finish(ts) {
                         done(sink);
                     }
-                } else if flow.sink.is_none() {
+                } else if flow.ended_at.is_some() {
                     self.stats.packets_after_end += 1;
                     flow.last_ts = ts;
+                    if let Some(sink) = flow.sink.as_mut() {
+                        sink.on_packet(dir, ts, seg);
+                    }
                     return;
                 }
                 flow
@@ -244,23 +251,35 @@ impl<S: StreamSink> FlowTable<S> {
         };
         flow.last_ts = ts;
         let before = flow.buffered();
-        flow.segment(dir, ts, seg, &self.limits, self.buffered_total, &mut self.stats);
+        flow.segment(
+            dir,
+            ts,
+            seg,
+            &self.limits,
+            self.buffered_total,
+            &mut self.stats,
+        );
         let after = flow.buffered();
         self.buffered_total = self.buffered_total + after - before;
-        if flow.ended()
-            && let Some(sink) = flow.sink.take()
-        {
+        if flow.ended() && flow.ended_at.is_none() {
+            flow.ended_at = Some(ts);
             self.buffered_total -= flow.buffered();
             flow.drop_buffers();
-            done(sink);
         }
     }
 
-    /// Forgets ended flows that lingered past `limits.linger`.
-    fn purge(&mut self, now: Ts) {
+    /// Hands back the sinks of flows that ended more than `limits.linger`
+    /// ago, and forgets them.
+    fn purge(&mut self, now: Ts, done: &mut impl FnMut(S)) {
         let linger = self.limits.linger;
-        self.map
-            .retain(|_, f| f.sink.is_some() || now.saturating_sub(f.last_ts) < linger);
+        for (_, flow) in self
+            .map
+            .extract_if(|_, f| f.ended_at.is_some_and(|e| now.saturating_sub(e) >= linger))
+        {
+            if let Some(sink) = flow.sink {
+                done(sink);
+            }
+        }
     }
 
     /// Ends the capture: flushes every live flow (missing bytes become gaps)
@@ -280,6 +299,7 @@ impl<S: StreamSink> Flow<S> {
             halves: [Half::default(), Half::default()],
             sink: Some(sink),
             last_ts: Ts(0),
+            ended_at: None,
             rst: false,
             ignored: false,
         }
@@ -307,7 +327,7 @@ impl<S: StreamSink> Flow<S> {
         if h.syn_seq == Some(seq) {
             return false;
         }
-        self.sink.is_none()
+        self.ended_at.is_some()
             || self.rst
             || self.halves.iter().any(|h| h.fin.is_some())
             || h.syn_seq.is_some()
@@ -338,7 +358,14 @@ impl<S: StreamSink> Flow<S> {
         if seg.rst {
             // Whatever is still missing will not come: flush, then reset.
             for side in [Dir::A, Dir::B] {
-                flush(&mut self.halves[side.idx()], side, ts, sink, stats, self.ignored);
+                flush(
+                    &mut self.halves[side.idx()],
+                    side,
+                    ts,
+                    sink,
+                    stats,
+                    self.ignored,
+                );
             }
             self.rst = true;
             sink.on_rst(dir, ts);
@@ -378,7 +405,18 @@ impl<S: StreamSink> Flow<S> {
             let cut = start.unsigned_abs();
             if cut < len {
                 let payload = &seg.payload[cut as usize..];
-                accept(half, dir, ts, 0, payload, sink, limits, buffered_total, stats, self.ignored);
+                accept(
+                    half,
+                    dir,
+                    ts,
+                    0,
+                    payload,
+                    sink,
+                    limits,
+                    buffered_total,
+                    stats,
+                    self.ignored,
+                );
             } else if len > 0 {
                 stats.retransmitted_segments += 1;
             }
@@ -411,7 +449,14 @@ impl<S: StreamSink> Flow<S> {
         let mut sink = self.sink.take()?;
         let mut stats = ReassemblyStats::default();
         for side in [Dir::A, Dir::B] {
-            flush(&mut self.halves[side.idx()], side, ts, &mut sink, &mut stats, self.ignored);
+            flush(
+                &mut self.halves[side.idx()],
+                side,
+                ts,
+                &mut sink,
+                &mut stats,
+                self.ignored,
+            );
         }
         Some(sink)
     }
@@ -442,7 +487,7 @@ fn accept<S: StreamSink>(
             sink.on_data(dir, ts, &payload[skip..]);
         }
         half.off = end;
-        drain(half, dir, ts, sink, ignored);
+        drain(half, dir, sink, ignored);
         return;
     }
     // Out of order: a hole before it.
@@ -455,7 +500,18 @@ fn accept<S: StreamSink>(
     if half.acked >= start {
         // The peer already acknowledged the hole: the capture lost it.
         skip_to(half, dir, ts, start, sink, stats, ignored);
-        accept(half, dir, ts, start, payload, sink, limits, buffered_total, stats, ignored);
+        accept(
+            half,
+            dir,
+            ts,
+            start,
+            payload,
+            sink,
+            limits,
+            buffered_total,
+            stats,
+            ignored,
+        );
         return;
     }
     let over_dir = half.ooo_bytes + payload.len() > limits.max_buffered_per_dir;
@@ -464,7 +520,18 @@ fn accept<S: StreamSink>(
         // No room to wait for the hole: give it up.
         let first = half.ooo.keys().next().copied().unwrap_or(start).min(start);
         skip_to(half, dir, ts, first, sink, stats, ignored);
-        accept(half, dir, ts, start, payload, sink, limits, buffered_total, stats, ignored);
+        accept(
+            half,
+            dir,
+            ts,
+            start,
+            payload,
+            sink,
+            limits,
+            buffered_total,
+            stats,
+            ignored,
+        );
         return;
     }
     match half.ooo.get_mut(&start) {
@@ -492,7 +559,7 @@ fn accept<S: StreamSink>(
 
 /// Delivers buffered segments that have become contiguous, then a FIN that
 /// has been reached.
-fn drain<S: StreamSink>(half: &mut Half, dir: Dir, ts: Ts, sink: &mut S, ignored: bool) {
+fn drain<S: StreamSink>(half: &mut Half, dir: Dir, sink: &mut S, ignored: bool) {
     while let Some(entry) = half.ooo.first_entry() {
         let start = *entry.key();
         if start > half.off {
@@ -504,8 +571,8 @@ fn drain<S: StreamSink>(half: &mut Half, dir: Dir, ts: Ts, sink: &mut S, ignored
         if end > half.off {
             let skip = (half.off - start) as usize;
             if !ignored {
-                // Delivered now, so it is known now: time never runs back.
-                sink.on_data(dir, ts.max(p.ts), &p.data[skip..]);
+                // Rule 3: a frame's time is that of the packet carrying it.
+                sink.on_data(dir, p.ts, &p.data[skip..]);
             }
             half.off = end;
         }
@@ -538,11 +605,13 @@ fn skip_to<S: StreamSink>(
         stats.gaps += 1;
         stats.gap_bytes += len;
         if !ignored {
-            sink.on_gap(dir, ts, len);
+            // The hole shows where the bytes after it were captured.
+            let at = half.ooo.get(&target).map_or(ts, |p| p.ts);
+            sink.on_gap(dir, at, len);
         }
         half.off = target;
     }
-    drain(half, dir, ts, sink, ignored);
+    drain(half, dir, sink, ignored);
 }
 
 /// The peer acknowledged past the hole: skip to the next thing we hold.
@@ -662,12 +731,9 @@ mod tests {
                 rst: s.rst,
                 payload: &s.data,
             };
-            table.process(
-                Ts(i as i64),
-                &t,
-                &mut |_, _, _| Rec::default(),
-                &mut |r| out.push(r),
-            );
+            table.process(Ts(i as i64), &t, &mut |_, _, _| Rec::default(), &mut |r| {
+                out.push(r)
+            });
         }
         table.finish(Ts(1000), &mut |r| out.push(r));
         out

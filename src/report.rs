@@ -192,8 +192,16 @@ impl Summary {
 
         let mut t = new_table();
         t.set_header(vec![
-            "#", "client", "server", "outcome", "initiator", "codes c/s", "close hs", "idle",
-            "TCP end", "findings",
+            "#",
+            "client",
+            "server",
+            "outcome",
+            "initiator",
+            "codes c/s",
+            "close hs",
+            "idle",
+            "TCP end",
+            "findings",
         ]);
         for c in &self.connections {
             let code = |f: &Option<crate::close::CloseFrame>| match f {
@@ -212,7 +220,11 @@ impl Summary {
                 c.server.clone(),
                 c.close.outcome.name().to_string(),
                 c.close.initiator.map_or("-", |s| s.name()).to_string(),
-                format!("{}/{}", code(&c.close.client_frame), code(&c.close.server_frame)),
+                format!(
+                    "{}/{}",
+                    code(&c.close.client_frame),
+                    code(&c.close.server_frame)
+                ),
                 c.close.handshake_s.map_or("-".into(), fmt_secs),
                 c.close.idle_s.map_or("-".into(), fmt_secs),
                 tcp_end,
@@ -232,7 +244,10 @@ impl Summary {
         let mut t = new_table();
         t.set_header(vec!["outcome", "connections"]);
         for o in Outcome::ALL {
-            t.add_row(vec![o.name().to_string(), self.totals.outcomes.get(o).to_string()]);
+            t.add_row(vec![
+                o.name().to_string(),
+                self.totals.outcomes.get(o).to_string(),
+            ]);
         }
         let s = &self.totals.severities;
         t.add_row(vec![

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use nom::Parser;
-use nom::bytes::complete::{tag, take_till, take_till1, take_while1, take_while_m_n};
+use nom::bytes::complete::{tag, take_till, take_till1, take_while_m_n, take_while1};
 use nom::character::complete::space1;
 use nom::{IResult, Needed};
 use sha1::{Digest, Sha1};
