@@ -279,7 +279,7 @@ async function runManyNode(host, port) {
 // large.pcap: many connections, many messages, mixed closes.
 async function runLarge(host, port) {
   const N = Number(process.env.LARGE_CONNS || 200);
-  const MSGS = Number(process.env.LARGE_MSGS || 100);
+  const MSGS = Number(process.env.LARGE_MSGS || 300);
   const CONCURRENCY = 10;
   const raw = port + 2;
   const kinds = ['client-1000', 'server-close', 'client-1001', 'terminate', 'client-terminate',

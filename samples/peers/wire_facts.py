@@ -22,9 +22,7 @@ FIELDS = [
     "frame.number", "frame.time_epoch", "tcp.stream", "ip.src", "ipv6.src",
     "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack", "tcp.flags.fin",
     "tcp.flags.reset", "http.request.uri", "http.response.code",
-    "http.sec_websocket_extensions", "websocket.opcode", "websocket.fin",
-    "websocket.mask", "websocket.payload.close.status_code",
-    "websocket.payload.close.reason", "websocket.payload.close",
+    "http.sec_websocket_extensions",
 ]
 OPNAMES = {0: "cont", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
@@ -45,7 +43,40 @@ def load(path):
     dec = []
     for p in sorted(set(out)):
         dec += ["-d", f"tcp.port=={p},http"]
-    return tshark_json(path, dec)
+    pkts = tshark_json(path, dec)
+    # Second pass: the WebSocket frames of each packet, in order, as full
+    # objects (a packet carrying several frames has several "websocket" keys).
+    out = subprocess.run(["tshark", "-r", path, *dec, "-Y", "websocket", "-T", "json",
+                          "-J", "frame websocket"], check=True, capture_output=True)
+    frames = {}
+    for pk in json.loads(out.stdout or b"[]", object_pairs_hook=lambda kv: kv):
+        layer_pairs = dict(dict(pk)["_source"])["layers"]
+        number = dict(dict(layer_pairs)["frame"])["frame.number"]
+        frames[number] = [dict(v) for k, v in layer_pairs if k == "websocket"]
+    for p in pkts:
+        L = p["_source"]["layers"]
+        L["ws_frames"] = frames.get(first(L, "frame.number"), [])
+    return pkts
+
+
+def ws_frame(obj):
+    """(opcode, fin, payload length, close code or None, close reason or None)"""
+    n = int(obj.get("websocket.payload_length", "0"))
+    if n == 126:
+        n = int(obj["websocket.payload_length_ext_16"])
+    elif n == 127:
+        n = int(obj["websocket.payload_length_ext_64"])
+    code = reason = None
+    payload = obj.get("websocket.payload")
+    if isinstance(payload, list):
+        payload = dict(payload)
+        close = payload.get("websocket.payload.close")
+        if close is not None:
+            close = dict(close) if isinstance(close, list) else {}
+            if "websocket.payload.close.status_code" in close:
+                code = int(close["websocket.payload.close.status_code"])
+                reason = close.get("websocket.payload.close.reason", "")
+    return int(obj["websocket.opcode"]), obj.get("websocket.fin") == "1", n, code, reason
 
 
 def first(layers, key, default=None):
@@ -74,6 +105,7 @@ def describe(name, path, close_timeout):
                 "first_ts": ts, "client": None, "server": None, "path": None,
                 "status": None, "resp_ts": None, "ext": None,
                 "frames": {"client": Counter(), "server": Counter()},
+                "bytes": {"client": 0, "server": 0},
                 "closes": [], "last_frame_ts": None, "last_before_close": None,
                 "tcp_end": None, "fins": [],
             }
@@ -91,16 +123,11 @@ def describe(name, path, close_timeout):
             c["status"] = int(first(L, "http.response.code"))
             c["resp_ts"] = ts
             c["ext"] = first(L, "http.sec_websocket_extensions")
-        ops = [int(o) for o in L.get("websocket.opcode", [])]
-        codes = list(L.get("websocket.payload.close.status_code", []))
-        reasons = list(L.get("websocket.payload.close.reason", []))
-        ci = 0
-        for op in ops:
+        for obj in L["ws_frames"]:
+            op, _fin, n, code, reason = ws_frame(obj)
             c["frames"][side][OPNAMES.get(op, f"op{op}")] += 1
+            c["bytes"][side] += n
             if op == 8:
-                code = int(codes[ci]) if ci < len(codes) else None
-                reason = reasons[ci] if ci < len(reasons) else ""
-                ci += 1
                 if not c["closes"]:
                     c["last_before_close"] = c["last_frame_ts"]
                 c["closes"].append((side, ts, code, reason))
@@ -134,7 +161,8 @@ def row(name, n, c, end_ts, T):
     fr = []
     for side in ("client", "server"):
         cnt = c["frames"][side]
-        fr.append(" ".join(f"{k}:{v}" for k, v in sorted(cnt.items())) or "none")
+        fr.append((" ".join(f"{k}:{v}" for k, v in sorted(cnt.items())) or "none")
+                  + f" ({c['bytes'][side]} B)")
     end = c["tcp_end"]
     findings = []
     if c["status"] != 101:
@@ -155,13 +183,14 @@ def row(name, n, c, end_ts, T):
     else:
         side0, ts0, code0, reason0 = closes[0]
         other = "server" if side0 == "client" else "client"
-        close_txt = f"{side0} {code0} {reason0!r}"
+        close_txt = f"{side0} {code0} {reason0!r}" if code0 is not None else f"{side0} (no code)"
         deadline = ts0 + T
         ans = by_side.get(other)
         ref = c["last_before_close"] or c["resp_ts"]
         idle = ts0 - ref
         if ans:
-            answer = f"{other} {ans[1]} {ans[2]!r} after {ans[0] - ts0:.4f} s"
+            answer = f"{other} {ans[1]} {ans[2]!r} after {ans[0] - ts0:.4f} s" if ans[1] is not None \
+                else f"{other} (no code) after {ans[0] - ts0:.4f} s"
         else:
             answer = "never"
         if ans and ans[0] <= deadline:
@@ -174,9 +203,9 @@ def row(name, n, c, end_ts, T):
             findings.append(f"close_timeout({other})")
         else:
             outcome = "pending"
-        for code in {cl[2] for cl in closes}:
+        for side, (_, code, _) in sorted(by_side.items()):
             if code in (1002, 1003, 1007, 1008, 1009, 1010, 1011, 1014):
-                findings.append(f"error_close_code({code})")
+                findings.append(f"error_close_code({side} {code})")
         rsts = [f for f in c["fins"] if f[0] == "RST" and f[2] >= ts0]
         if rsts:
             findings.append(f"reset_after_close({rsts[0][1]})")
@@ -222,8 +251,8 @@ def main():
               f"findings: {dict(sorted(fc.items()))}")
         return
     cols = [("file", "file"), ("n", "#"), ("client", "client"), ("path", "path"),
-            ("status", "status"), ("ext", "ext"), ("frames_c", "client frames"),
-            ("frames_s", "server frames"), ("idle", "idle before close"),
+            ("status", "status"), ("ext", "ext"), ("frames_c", "client frames (payload bytes)"),
+            ("frames_s", "server frames (payload bytes)"), ("idle", "idle before close"),
             ("close", "first close frame"), ("answer", "answer"),
             ("tcp", "first FIN/RST (after first close)"), ("outcome", "outcome (T=5 s)"),
             ("findings", "findings")]

@@ -1,0 +1,51 @@
+//! Throughput of the analysis pipeline (capture parsing, decoding,
+//! reassembly, upgrade and frame parsing, close analysis) on bundled
+//! samples held in memory, so the figures exclude disk I/O.
+//!
+//! `cargo bench --bench pipeline`; the side-by-side comparison with tshark
+//! and a bare read of the file is `benches/compare.sh`.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wsclose::Ts;
+use wsclose::analyzer::Analyzer;
+use wsclose::capture::FileReader;
+use wsclose::close::Settings;
+use wsclose::decode::decode;
+use wsclose::reassembly::Limits;
+
+fn analyse(bytes: &[u8]) -> usize {
+    let Ok(mut r) = FileReader::from_reader("bench", Box::new(Cursor::new(bytes.to_vec()))) else {
+        return 0;
+    };
+    let mut a = Analyzer::new(Settings::default(), Limits::default());
+    while let Ok(true) = r.advance() {
+        if let Some(p) = r.current() {
+            a.note_time(p.ts);
+            if let Ok(seg) = decode(p.linktype, p.data) {
+                a.packet(p.ts, &seg);
+            }
+        }
+    }
+    let _ = Ts(0);
+    a.finish().0.len()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut g = c.benchmark_group("pipeline");
+    for name in ["many-connections.pcap", "large.pcap"] {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            eprintln!("{name} missing (samples/regen.sh large makes it): skipped");
+            continue;
+        };
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function(name, |b| b.iter(|| analyse(&bytes)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
