@@ -10,7 +10,9 @@ use common::{analyze_files_json, analyze_json, conns, findings};
 use serde_json::Value;
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 /// What one connection of a sample must show.
@@ -28,8 +30,16 @@ fn check(c: &Value, e: &Expect) {
     let ctx = serde_json::to_string_pretty(c).unwrap_or_default();
     assert_eq!(close["outcome"], e.outcome, "{ctx}");
     assert_eq!(close["initiator"].as_str(), e.initiator, "{ctx}");
-    assert_eq!(close["client_frame"]["code"].as_u64(), e.client_code, "{ctx}");
-    assert_eq!(close["server_frame"]["code"].as_u64(), e.server_code, "{ctx}");
+    assert_eq!(
+        close["client_frame"]["code"].as_u64(),
+        e.client_code,
+        "{ctx}"
+    );
+    assert_eq!(
+        close["server_frame"]["code"].as_u64(),
+        e.server_code,
+        "{ctx}"
+    );
     assert_eq!(close["tcp_end"]["kind"], e.tcp_end.0, "{ctx}");
     assert_eq!(close["tcp_end"]["by"].as_str(), e.tcp_end.1, "{ctx}");
     let mut got = findings(c);
@@ -103,7 +113,7 @@ fn python_4000_range_code_with_utf8_reason() {
     );
     let f = &c["close"]["server_frame"];
     let reason = f["reason"].as_str().unwrap();
-    assert!(reason.chars().any(|ch| !ch.is_ascii()), "{reason}");
+    assert!(!reason.is_ascii(), "{reason}");
     assert_eq!(f["reason_valid_utf8"], true);
     assert_eq!(f["payload_len"].as_u64(), Some(2 + reason.len() as u64));
 }
@@ -266,13 +276,15 @@ fn many_connections() {
     // permessage-deflate was negotiated on some connections: their RSV1
     // frames are not violations.
     assert!(cs.iter().any(|c| {
-        c["handshake"]["extensions"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|x| x.as_str().unwrap().starts_with("permessage-deflate")))
+        c["handshake"]["extensions"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|x| x.as_str().unwrap().starts_with("permessage-deflate"))
+        })
     }));
-    assert!(cs
-        .iter()
-        .all(|c| !findings(c).iter().any(|(k, _)| k == "reserved_bits")));
+    assert!(
+        cs.iter()
+            .all(|c| !findings(c).iter().any(|(k, _)| k == "reserved_bits"))
+    );
     // A 1011 close from the server is an error code on both sides.
     assert!(cs.iter().any(|c| {
         c["close"]["server_frame"]["code"] == 1011
