@@ -90,6 +90,16 @@ pub fn analyze_files(
         .iter()
         .map(|n| FileReader::open(n))
         .collect::<Result<Vec<_>, _>>()?;
+    analyze_readers(readers, settings, limits)
+}
+
+/// The pipeline over readers already open (files, stdin, or bytes in
+/// memory for tests and fuzzing).
+pub fn analyze_readers(
+    readers: Vec<FileReader>,
+    settings: Settings,
+    limits: Limits,
+) -> Result<(Summary, Vec<String>), CaptureError> {
     let mut skipped = vec![(0u64, 0u64); readers.len()];
     let mut merged = Merged::new(readers);
     let mut analyzer = Analyzer::new(settings, limits);

@@ -213,7 +213,26 @@ impl Summary {
                 ("none", _) | (_, None) => "open".to_string(),
                 (k, Some(by)) => format!("{} by {}", k.to_uppercase(), by.name()),
             };
-            let kinds: Vec<String> = c.findings.iter().map(|f| f.kind.name()).collect();
+            // One entry per kind, with the sides it was found on.
+            let mut kinds: Vec<(String, Vec<&str>)> = Vec::new();
+            for f in &c.findings {
+                let name = f.kind.name();
+                let side = f.side.map_or("-", |s| s.name());
+                match kinds.iter_mut().find(|(k, _)| *k == name) {
+                    Some((_, sides)) => sides.push(side),
+                    None => kinds.push((name, vec![side])),
+                }
+            }
+            let kinds: Vec<String> = kinds
+                .into_iter()
+                .map(|(k, sides)| {
+                    if sides == ["-"] {
+                        k
+                    } else {
+                        format!("{k} ({})", sides.join("+"))
+                    }
+                })
+                .collect();
             t.add_row(vec![
                 c.id.to_string(),
                 c.client.clone(),
