@@ -7,10 +7,10 @@
 //! [`Analyzer::finish`] at the end.
 
 use crate::Ts;
-use crate::close::{ConnectionReport, Settings, Tracker};
+use crate::close::{ConnMeta, ConnectionReport, Settings, Tracker};
 use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
-use crate::reassembly::{Dir, FlowKey, FlowTable, Limits, ReassemblyStats, StreamSink};
+use crate::reassembly::{Dir, FlowKey, FlowTable, Limits, ReassemblyStats, Release, StreamSink};
 use crate::upgrade::{self, MAX_HEAD_LEN};
 
 /// Data segments of a flow picked up midstream that may be tried as frames
@@ -40,8 +40,6 @@ enum Stage {
 #[derive(Debug)]
 struct DirState {
     stage: Stage,
-    /// A head split across segments (only while `stage == Head`).
-    head: Vec<u8>,
     dec: FrameDecoder,
 }
 
@@ -49,38 +47,62 @@ impl Default for DirState {
     fn default() -> Self {
         DirState {
             stage: Stage::Head,
-            head: Vec::new(),
             dec: FrameDecoder::new(),
         }
     }
 }
 
-/// One connection's decoding state.
+/// The state only a WebSocket connection needs, made when one is recognised.
+#[derive(Debug, Default)]
+struct Ws {
+    dirs: [DirState; 2],
+    tracker: Tracker,
+}
+
+/// One connection's decoding state. Small until the flow turns out to be a
+/// WebSocket connection, so floods of other flows stay cheap.
 #[derive(Debug)]
 pub struct Session {
+    pub meta: ConnMeta,
     mode: Mode,
     tries: u8,
-    dirs: [DirState; 2],
-    pub tracker: Tracker,
+    /// An HTTP head split across segments, per direction.
+    head: [Vec<u8>; 2],
+    ws: Option<Box<Ws>>,
 }
 
 impl Session {
     pub fn new(key: &FlowKey, order: u64, ts: Ts) -> Self {
         Session {
+            meta: ConnMeta::new(key.lo, key.hi, order, ts),
             mode: Mode::Detecting,
             tries: 0,
-            dirs: Default::default(),
-            tracker: Tracker::new(key.lo, key.hi, order, ts),
+            head: Default::default(),
+            ws: None,
         }
     }
 
+    /// The WebSocket state, made on first use.
+    fn ws(&mut self) -> &mut Ws {
+        self.ws.get_or_insert_with(Box::default)
+    }
+
+    /// Decides the connection's report (`None` when it is not WebSocket).
+    pub fn finish(self, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
+        let ws = self.ws?;
+        ws.tracker.finish(&self.meta, end, settings)
+    }
+
     fn start_frames(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
-        self.dirs[dir.idx()].stage = Stage::Frames;
+        self.ws().dirs[dir.idx()].stage = Stage::Frames;
         self.frames(dir, ts, data);
     }
 
     fn frames(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
-        let Session { dirs, tracker, .. } = self;
+        let Some(ws) = self.ws.as_deref_mut() else {
+            return;
+        };
+        let Ws { dirs, tracker } = ws;
         let ds = &mut dirs[dir.idx()];
         if ds.stage != Stage::Frames || data.is_empty() {
             return;
@@ -96,40 +118,53 @@ impl Session {
         });
     }
 
+    /// Becomes a WebSocket connection picked up midstream: both directions
+    /// look for a frame boundary.
+    fn become_midstream(&mut self) {
+        self.mode = Mode::WebSocket;
+        let ws = self.ws();
+        ws.tracker.set_midstream();
+        for d in &mut ws.dirs {
+            d.stage = Stage::Frames;
+            d.dec = FrameDecoder::resyncing();
+        }
+    }
+
     /// Bytes in `dir` while the connection is still unclassified.
     fn detect(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
-        let buffered = !self.dirs[dir.idx()].head.is_empty();
+        let buffered = !self.head[dir.idx()].is_empty();
         if buffered || upgrade::looks_like_request(data) || upgrade::looks_like_response(data) {
             self.head(dir, ts, data);
             return;
         }
-        if self.tracker.saw_syn() {
+        if self.meta.saw_syn() {
             // The connection's start was seen and it is not an upgrade.
-            self.mode = Mode::Ignored;
+            self.ignore();
             return;
         }
         if plausible_frames(data) {
-            self.mode = Mode::WebSocket;
-            self.tracker.set_midstream();
-            for d in &mut self.dirs {
-                d.stage = Stage::Frames;
-                d.dec = FrameDecoder::resyncing();
-            }
+            self.become_midstream();
             self.frames(dir, ts, data);
         } else {
             self.tries += 1;
             if self.tries >= MIDSTREAM_TRIES {
-                self.mode = Mode::Ignored;
+                self.ignore();
             }
         }
     }
 
+    fn ignore(&mut self) {
+        self.mode = Mode::Ignored;
+        self.head = Default::default();
+        self.ws = None;
+    }
+
     /// Bytes in `dir` while an HTTP head is expected there.
     fn head(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
-        let ds = &mut self.dirs[dir.idx()];
-        let prev = ds.head.len();
+        let buf = &mut self.head[dir.idx()];
+        let prev = buf.len();
         let is_response = if prev > 0 {
-            upgrade::looks_like_response(&ds.head)
+            upgrade::looks_like_response(buf)
         } else {
             upgrade::looks_like_response(data)
         };
@@ -138,8 +173,8 @@ impl Session {
             data
         } else {
             let room = MAX_HEAD_LEN.saturating_sub(prev);
-            ds.head.extend_from_slice(&data[..data.len().min(room)]);
-            &ds.head
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+            buf
         };
         let parsed = if is_response {
             upgrade::parse_response(input).map(|(rest, r)| (input.len() - rest.len(), Err(r)))
@@ -149,29 +184,29 @@ impl Session {
         match parsed {
             Err(nom::Err::Incomplete(_)) => {
                 if prev == 0 {
-                    ds.head.extend_from_slice(data);
+                    buf.extend_from_slice(data);
                 }
             }
             Err(_) => {
-                ds.head = Vec::new();
+                *buf = Vec::new();
                 if self.mode == Mode::Detecting {
-                    self.mode = Mode::Ignored;
+                    self.ignore();
                 } else {
-                    ds.stage = Stage::Skip;
+                    self.ws().dirs[dir.idx()].stage = Stage::Skip;
                 }
             }
             Ok((used, head)) => {
-                ds.head = Vec::new();
+                *buf = Vec::new();
                 // Bytes of this segment after the head.
                 let rest = &data[used.saturating_sub(prev).min(data.len())..];
                 match head {
                     Ok(req) => {
                         if !req.upgrade_websocket {
-                            self.mode = Mode::Ignored;
+                            self.ignore();
                             return;
                         }
                         self.mode = Mode::WebSocket;
-                        self.tracker.request(dir, ts, req);
+                        self.ws().tracker.request(dir, ts, req);
                         self.start_frames(dir, ts, rest);
                     }
                     Err(resp) => {
@@ -179,21 +214,18 @@ impl Session {
                         if self.mode == Mode::Detecting {
                             // A response with no request: picked up midstream.
                             if status != 101 {
-                                self.mode = Mode::Ignored;
+                                self.ignore();
                                 return;
                             }
-                            self.mode = Mode::WebSocket;
-                            self.tracker.set_midstream();
-                            let other = &mut self.dirs[dir.other().idx()];
-                            other.stage = Stage::Frames;
-                            other.dec = FrameDecoder::resyncing();
+                            self.become_midstream();
                         }
-                        self.tracker.response(dir, ts, resp);
+                        let ws = self.ws();
+                        ws.tracker.response(dir, ts, resp);
                         if status == 101 {
                             self.start_frames(dir, ts, rest);
                         } else {
                             // A rejection: what follows is a body, not frames.
-                            for d in &mut self.dirs {
+                            for d in &mut ws.dirs {
                                 d.stage = Stage::Skip;
                             }
                         }
@@ -227,14 +259,14 @@ fn plausible_frames(mut data: &[u8]) -> bool {
 
 impl StreamSink for Session {
     fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>) {
-        self.tracker.packet(dir, ts, seg.syn && !seg.ack);
+        self.meta.packet(dir, ts, seg.syn && !seg.ack);
     }
 
     fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         match self.mode {
             Mode::Ignored => {}
             Mode::Detecting => self.detect(dir, ts, data),
-            Mode::WebSocket => match self.dirs[dir.idx()].stage {
+            Mode::WebSocket => match self.ws().dirs[dir.idx()].stage {
                 Stage::Head => self.head(dir, ts, data),
                 Stage::Frames => self.frames(dir, ts, data),
                 Stage::Skip => {}
@@ -243,33 +275,38 @@ impl StreamSink for Session {
     }
 
     fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64) {
-        if self.mode == Mode::Ignored {
+        if self.mode != Mode::WebSocket {
+            // A head cut by a gap cannot be read: start over on what follows.
+            self.head[dir.idx()] = Vec::new();
             return;
         }
-        self.tracker.gap(dir, ts, len);
-        let ds = &mut self.dirs[dir.idx()];
+        self.head[dir.idx()] = Vec::new();
+        let ws = self.ws();
+        ws.tracker.gap(dir, ts, len);
+        let ds = &mut ws.dirs[dir.idx()];
         match ds.stage {
             Stage::Frames => {
                 ds.dec.gap(len);
             }
             Stage::Head => {
                 // The head is lost: look for frames after it.
-                ds.head = Vec::new();
-                if self.mode == Mode::WebSocket {
-                    ds.stage = Stage::Frames;
-                    ds.dec = FrameDecoder::resyncing();
-                }
+                ds.stage = Stage::Frames;
+                ds.dec = FrameDecoder::resyncing();
             }
             Stage::Skip => {}
         }
     }
 
     fn on_fin(&mut self, dir: Dir, ts: Ts) {
-        self.tracker.fin(dir, ts);
+        if let Some(ws) = self.ws.as_deref_mut() {
+            ws.tracker.fin(dir, ts);
+        }
     }
 
     fn on_rst(&mut self, dir: Dir, ts: Ts) {
-        self.tracker.rst(dir, ts);
+        if let Some(ws) = self.ws.as_deref_mut() {
+            ws.tracker.rst(dir, ts);
+        }
     }
 
     fn wants_data(&self) -> bool {
@@ -282,6 +319,8 @@ impl StreamSink for Session {
 pub struct AnalyzerStats {
     pub tcp_segments: u64,
     pub reassembly: ReassemblyStats,
+    /// WebSocket connections evicted under the flow cap (still reported).
+    pub websocket_evicted: u64,
 }
 
 /// The I/O-free analyzer: feed it TCP segments in capture order.
@@ -293,6 +332,7 @@ pub struct Analyzer {
     /// Latest capture time seen.
     now: Option<Ts>,
     tcp_segments: u64,
+    websocket_evicted: u64,
 }
 
 impl Analyzer {
@@ -304,6 +344,7 @@ impl Analyzer {
             next_order: 0,
             now: None,
             tcp_segments: 0,
+            websocket_evicted: 0,
         }
     }
 
@@ -320,6 +361,7 @@ impl Analyzer {
             settings,
             reports,
             next_order,
+            websocket_evicted,
             ..
         } = self;
         table.process(
@@ -329,9 +371,12 @@ impl Analyzer {
                 *next_order += 1;
                 Session::new(key, *next_order, ts)
             },
-            &mut |s: Session| {
-                // The TCP connection is over: nothing can change its verdict.
-                if let Some(r) = s.tracker.finish(ts, settings) {
+            &mut |s: Session, why: Release| {
+                // Over (or evicted): nothing more will change its verdict.
+                if let Some(r) = s.finish(ts, settings) {
+                    if why == Release::Evicted {
+                        *websocket_evicted += 1;
+                    }
                     reports.push(r);
                 }
             },
@@ -352,15 +397,17 @@ impl Analyzer {
             mut reports,
             now,
             tcp_segments,
+            websocket_evicted,
             ..
         } = self;
         let end = now.unwrap_or_default();
         let stats = AnalyzerStats {
             tcp_segments,
             reassembly: table.stats,
+            websocket_evicted,
         };
-        table.finish(end, &mut |s: Session| {
-            if let Some(r) = s.tracker.finish(end, &settings) {
+        table.finish(end, &mut |s: Session, _| {
+            if let Some(r) = s.finish(end, &settings) {
                 reports.push(r);
             }
         });
@@ -369,5 +416,18 @@ impl Analyzer {
             r.id = i as u64 + 1;
         }
         (reports, stats)
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// A flow that is not WebSocket (a SYN flood) must stay small: the
+    /// README's memory bound per flow rests on it.
+    #[test]
+    fn non_websocket_flow_state_is_small() {
+        use std::mem::size_of;
+        let flow = size_of::<crate::reassembly::Flow<super::Session>>();
+        assert!(flow <= 400, "Flow<Session> is {flow} bytes");
+        assert!(size_of::<super::Session>() <= 160);
     }
 }

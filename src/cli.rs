@@ -13,7 +13,7 @@ use crate::capture::{CaptureError, FileReader, Merged};
 use crate::close::{Settings, Severity};
 use crate::decode::{self, Skip};
 use crate::reassembly::Limits;
-use crate::report::{AnalysisStats, Source, Summary};
+use crate::report::{AnalysisStats, LimitsOut, Source, Summary};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +40,34 @@ pub struct AnalyzeArgs {
     pub files: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Memory caps: memory stays bounded by these, whatever the capture holds.
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// TCP flows tracked at once; past it the least recently active are
+    /// evicted (and counted in the summary's `limits`).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
+    pub max_flows: usize,
+    /// Out-of-order bytes buffered per TCP direction before a hole is given up.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_dir)]
+    pub max_ooo_per_dir: usize,
+    /// Out-of-order bytes buffered across all flows.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_total)]
+    pub max_ooo_total: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_flows: self.max_flows.max(1),
+            max_buffered_per_dir: self.max_ooo_per_dir,
+            max_buffered_total: self.max_ooo_total,
+            ..Limits::default()
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,9 +188,20 @@ pub fn analyze_readers(
         gaps: stats.reassembly.gaps,
         gap_bytes: stats.reassembly.gap_bytes,
     };
+    let r = &stats.reassembly;
+    let limits_out = LimitsOut {
+        max_flows: limits.max_flows as u64,
+        max_ooo_per_dir: limits.max_buffered_per_dir as u64,
+        max_ooo_total: limits.max_buffered_total as u64,
+        peak_flows: r.peak_flows,
+        peak_ooo_bytes: r.peak_buffered,
+        flows_evicted: r.flows_evicted,
+        websocket_flows_evicted: stats.websocket_evicted,
+        holes_given_up: r.holes_given_up,
+    };
     let timeout_s = settings.close_timeout.secs_since(Ts(0));
     Ok((
-        Summary::new(timeout_s, sources, connections, analysis),
+        Summary::new(timeout_s, sources, connections, analysis, limits_out),
         warnings,
     ))
 }
@@ -212,14 +251,14 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Analyze(args) => {
             let settings = settings_of(&args.output);
-            let (summary, warnings) = match analyze_files(&args.files, settings, Limits::default())
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("wsclose: {e}");
-                    return ExitCode::from(2);
-                }
-            };
+            let (summary, warnings) =
+                match analyze_files(&args.files, settings, args.limits.limits()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("wsclose: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
             for w in &warnings {
                 eprintln!("wsclose: warning: {w}");
             }

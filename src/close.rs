@@ -254,7 +254,6 @@ struct CloseSeen {
 /// What one TCP direction did.
 #[derive(Debug, Default)]
 struct DirFacts {
-    syn: bool,
     frames: FrameCounts,
     close: Option<CloseSeen>,
     masked: Option<(Ts, u64)>,
@@ -268,14 +267,56 @@ struct Upgrade {
     response: Option<(Ts, Dir, Response)>,
 }
 
-/// Everything recorded about one connection while the capture runs.
-#[derive(Debug)]
+/// What every flow knows about itself, WebSocket or not (kept small: a
+/// flood of non-WebSocket flows costs only this and the TCP state).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnMeta {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+    /// Order of the connection's first packet in the capture.
+    pub order: u64,
+    pub first_ts: Ts,
+    pub last_ts: Ts,
+    /// A SYN without ACK was seen from each direction.
+    pub syn: [bool; 2],
+}
+
+impl ConnMeta {
+    pub fn new(lo: Endpoint, hi: Endpoint, order: u64, ts: Ts) -> Self {
+        ConnMeta {
+            lo,
+            hi,
+            order,
+            first_ts: ts,
+            last_ts: ts,
+            syn: [false; 2],
+        }
+    }
+
+    /// Any packet of the connection. `syn` is a SYN without ACK.
+    pub fn packet(&mut self, dir: Dir, ts: Ts, syn: bool) {
+        self.last_ts = self.last_ts.max(ts);
+        if syn {
+            self.syn[dir.idx()] = true;
+        }
+    }
+
+    /// Whether the connection's start (a SYN) was seen.
+    pub fn saw_syn(&self) -> bool {
+        self.syn.iter().any(|s| *s)
+    }
+
+    fn src(&self, d: Dir) -> Endpoint {
+        match d {
+            Dir::A => self.lo,
+            Dir::B => self.hi,
+        }
+    }
+}
+
+/// Everything recorded about one WebSocket connection while the capture runs.
+#[derive(Debug, Default)]
 pub struct Tracker {
-    lo: Endpoint,
-    hi: Endpoint,
-    order: u64,
-    first_ts: Ts,
-    last_ts: Ts,
     dirs: [DirFacts; 2],
     upgrade: Upgrade,
     midstream: bool,
@@ -291,45 +332,6 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(lo: Endpoint, hi: Endpoint, order: u64, ts: Ts) -> Self {
-        Tracker {
-            lo,
-            hi,
-            order,
-            first_ts: ts,
-            last_ts: ts,
-            dirs: Default::default(),
-            upgrade: Upgrade::default(),
-            midstream: false,
-            last_frame: None,
-            first_close: None,
-            tcp_end: None,
-            seen: Vec::new(),
-            close_codes: Vec::new(),
-            rsv_rules: (false, false),
-        }
-    }
-
-    fn src(&self, d: Dir) -> Endpoint {
-        match d {
-            Dir::A => self.lo,
-            Dir::B => self.hi,
-        }
-    }
-
-    /// Any packet of the connection. `syn` is a SYN without ACK.
-    pub fn packet(&mut self, dir: Dir, ts: Ts, syn: bool) {
-        self.last_ts = self.last_ts.max(ts);
-        if syn {
-            self.dirs[dir.idx()].syn = true;
-        }
-    }
-
-    /// Whether this direction opened the TCP connection (its SYN was seen).
-    pub fn saw_syn(&self) -> bool {
-        self.dirs.iter().any(|d| d.syn)
-    }
-
     pub fn request(&mut self, dir: Dir, ts: Ts, r: Request) {
         if self.upgrade.request.is_none() {
             self.upgrade.request = Some((ts, dir, r));
@@ -523,11 +525,8 @@ impl Tracker {
 
     /// Which direction is the client (contract: SYN sender, else request
     /// sender, else the side with masked frames, else the higher port).
-    fn client_dir(&self) -> Dir {
-        if let Some(d) = [Dir::A, Dir::B]
-            .into_iter()
-            .find(|d| self.dirs[d.idx()].syn)
-        {
+    fn client_dir(&self, meta: &ConnMeta) -> Dir {
+        if let Some(d) = [Dir::A, Dir::B].into_iter().find(|d| meta.syn[d.idx()]) {
             return d;
         }
         if let Some((_, d, _)) = &self.upgrade.request {
@@ -541,7 +540,7 @@ impl Tracker {
             (true, false) => Dir::A,
             (false, true) => Dir::B,
             _ => {
-                if self.lo.port >= self.hi.port {
+                if meta.lo.port >= meta.hi.port {
                     Dir::A
                 } else {
                     Dir::B
@@ -562,12 +561,12 @@ impl Tracker {
 
     /// Decides the outcome and findings. `end` is the capture's end (or, for
     /// a connection whose TCP ended, any time after it: nothing can change).
-    pub fn finish(self, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
+    pub fn finish(self, meta: &ConnMeta, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
         if !self.is_websocket() {
             return None;
         }
         let timeout = settings.close_timeout;
-        let cd = self.client_dir();
+        let cd = self.client_dir(meta);
         let side = |d: Dir| if d == cd { Side::Client } else { Side::Server };
         let mut findings: Vec<Finding> = Vec::new();
         let mut add = |kind: Kind, side: Option<Side>, ts: Option<Ts>, message: String| {
@@ -631,7 +630,7 @@ impl Tracker {
             add(
                 Kind::Midstream,
                 None,
-                Some(self.first_ts),
+                Some(meta.first_ts),
                 "the capture starts after the upgrade handshake: no handshake to check".into(),
             );
         }
@@ -672,7 +671,7 @@ impl Tracker {
                 .last_frame
                 .or(self.upgrade.response.as_ref().map(|(t, _, _)| *t))
                 .or(self.upgrade.request.as_ref().map(|(t, _, _)| *t))
-                .unwrap_or(self.first_ts);
+                .unwrap_or(meta.first_ts);
             match self.first_close {
                 None => {
                     if let Some(e) = tcp_end {
@@ -881,10 +880,10 @@ impl Tracker {
         };
         Some(ConnectionReport {
             id: 0,
-            client: self.src(cd).to_string(),
-            server: self.src(cd.other()).to_string(),
-            first_ts: secs(self.first_ts),
-            last_ts: secs(self.last_ts),
+            client: meta.src(cd).to_string(),
+            server: meta.src(cd.other()).to_string(),
+            first_ts: secs(meta.first_ts),
+            last_ts: secs(meta.last_ts),
             handshake,
             frames: FramesBySide {
                 client: self.dirs[cd.idx()].frames,
@@ -893,7 +892,7 @@ impl Tracker {
             close,
             findings,
             close_codes: self.close_codes,
-            order: self.order,
+            order: meta.order,
         })
     }
 }

@@ -95,6 +95,8 @@ pub struct Limits {
     /// Capture time an ended flow stays in the table (for its last ACKs)
     /// before its sink is handed back.
     pub linger: Ts,
+    /// Flows tracked at once; past it the least recently active are evicted.
+    pub max_flows: usize,
 }
 
 impl Default for Limits {
@@ -103,6 +105,7 @@ impl Default for Limits {
             max_buffered_per_dir: 4 << 20,
             max_buffered_total: 256 << 20,
             linger: Ts::from_secs(30),
+            max_flows: 262_144,
         }
     }
 }
@@ -117,6 +120,27 @@ pub struct ReassemblyStats {
     pub gap_bytes: u64,
     /// Packets of flows that had already ended (late ACKs, stray RSTs).
     pub packets_after_end: u64,
+    /// Most flows tracked at once.
+    pub peak_flows: u64,
+    /// Most out-of-order bytes buffered at once, across all flows.
+    pub peak_buffered: u64,
+    /// Live flows dropped because `max_flows` was reached.
+    pub flows_evicted: u64,
+    /// Holes skipped because an out-of-order cap was reached.
+    pub holes_given_up: u64,
+}
+
+/// Why a flow's sink is handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The TCP connection ended (both FINs, or an RST) some time ago.
+    Ended,
+    /// A new connection (SYN) took over the same 4-tuple.
+    Replaced,
+    /// Evicted to stay under `max_flows`.
+    Evicted,
+    /// The capture ended.
+    CaptureEnd,
 }
 
 #[derive(Debug)]
@@ -176,7 +200,9 @@ pub struct Flow<S> {
 
 /// The flow table: every live TCP connection of the capture.
 pub struct FlowTable<S> {
-    map: HashMap<FlowKey, Flow<S>, foldhash::fast::RandomState>,
+    /// Flows are boxed: the table stays small when sparse, and a flow never
+    /// moves once made.
+    map: HashMap<FlowKey, Box<Flow<S>>, foldhash::fast::RandomState>,
     limits: Limits,
     buffered_total: usize,
     packets: u64,
@@ -209,30 +235,32 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Processes one TCP segment. `new_sink` makes the sink of a new flow;
-    /// `done` receives the sink of a flow that ended (both FINs, or an RST)
-    /// or was replaced by a new connection on the same 4-tuple.
+    /// `done` receives the sink of a flow that is over (see [`Release`]).
     pub fn process(
         &mut self,
         ts: Ts,
         seg: &TcpSegment<'_>,
         new_sink: &mut impl FnMut(&FlowKey, Dir, Ts) -> S,
-        done: &mut impl FnMut(S),
+        done: &mut impl FnMut(S, Release),
     ) {
         self.packets += 1;
         if self.packets % 65536 == 0 {
             self.purge(ts, done);
         }
         let (key, dir) = FlowKey::of(seg.src, seg.dst);
+        if self.map.len() >= self.limits.max_flows && !self.map.contains_key(&key) {
+            self.evict(ts, done);
+        }
         let fresh_syn = seg.syn && !seg.ack;
         let flow = match self.map.entry(key) {
             Entry::Occupied(e) => {
                 let flow = e.into_mut();
                 if fresh_syn && flow.is_new_connection(dir, seg.seq) {
-                    let old = std::mem::replace(flow, Flow::new(new_sink(&key, dir, ts)));
+                    let old = std::mem::replace(flow, Box::new(Flow::new(new_sink(&key, dir, ts))));
                     self.stats.flows += 1;
                     self.buffered_total -= old.buffered();
                     if let Some(sink) = old.finish(ts) {
-                        done(sink);
+                        done(sink, Release::Replaced);
                     }
                 } else if flow.ended_at.is_some() {
                     self.stats.packets_after_end += 1;
@@ -246,7 +274,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
             Entry::Vacant(e) => {
                 self.stats.flows += 1;
-                e.insert(Flow::new(new_sink(&key, dir, ts)))
+                e.insert(Box::new(Flow::new(new_sink(&key, dir, ts))))
             }
         };
         flow.last_ts = ts;
@@ -261,33 +289,77 @@ impl<S: StreamSink> FlowTable<S> {
         );
         let after = flow.buffered();
         self.buffered_total = self.buffered_total + after - before;
+        self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered_total as u64);
         if flow.ended() && flow.ended_at.is_none() {
             flow.ended_at = Some(ts);
             self.buffered_total -= flow.buffered();
             flow.drop_buffers();
         }
+        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len() as u64);
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
     /// ago, and forgets them.
-    fn purge(&mut self, now: Ts, done: &mut impl FnMut(S)) {
+    fn purge(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
         let linger = self.limits.linger;
         for (_, flow) in self
             .map
             .extract_if(|_, f| f.ended_at.is_some_and(|e| now.saturating_sub(e) >= linger))
         {
             if let Some(sink) = flow.sink {
-                done(sink);
+                done(sink, Release::Ended);
+            }
+        }
+    }
+
+    /// Makes room under `max_flows`: hands back a sixteenth of the table,
+    /// ended flows first, then the least recently active. The O(flows) scan
+    /// is paid once per max_flows/16 new flows.
+    fn evict(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
+        let want = (self.limits.max_flows / 16).max(1).min(self.map.len());
+        if want == 0 {
+            return;
+        }
+        // Live flows sort after ended ones, then by last activity.
+        let rank = |f: &Flow<S>| (f.ended_at.is_none(), f.last_ts);
+        let mut ranks: Vec<(bool, Ts)> = self.map.values().map(|f| rank(f)).collect();
+        let (_, cutoff, _) = ranks.select_nth_unstable(want - 1);
+        let cutoff = *cutoff;
+        let mut left = want;
+        let evicted: Vec<Box<Flow<S>>> = self
+            .map
+            .extract_if(|_, f| {
+                let take = left > 0 && rank(f) <= cutoff;
+                left -= usize::from(take);
+                take
+            })
+            .map(|(_, f)| f)
+            .collect();
+        for flow in evicted {
+            self.buffered_total -= flow.buffered();
+            let live = flow.ended_at.is_none();
+            if live {
+                self.stats.flows_evicted += 1;
+            }
+            if let Some(sink) = flow.finish(now) {
+                done(
+                    sink,
+                    if live {
+                        Release::Evicted
+                    } else {
+                        Release::Ended
+                    },
+                );
             }
         }
     }
 
     /// Ends the capture: flushes every live flow (missing bytes become gaps)
     /// and hands back every sink, in no particular order.
-    pub fn finish(self, ts: Ts, done: &mut impl FnMut(S)) {
+    pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) {
         for (_, flow) in self.map {
             if let Some(sink) = flow.finish(ts) {
-                done(sink);
+                done(sink, Release::CaptureEnd);
             }
         }
     }
@@ -518,6 +590,7 @@ fn accept<S: StreamSink>(
     let over_total = buffered_total + payload.len() > limits.max_buffered_total;
     if over_dir || over_total {
         // No room to wait for the hole: give it up.
+        stats.holes_given_up += 1;
         let first = half.ooo.keys().next().copied().unwrap_or(start).min(start);
         skip_to(half, dir, ts, first, sink, stats, ignored);
         accept(
@@ -731,11 +804,14 @@ mod tests {
                 rst: s.rst,
                 payload: &s.data,
             };
-            table.process(Ts(i as i64), &t, &mut |_, _, _| Rec::default(), &mut |r| {
-                out.push(r)
-            });
+            table.process(
+                Ts(i as i64),
+                &t,
+                &mut |_, _, _| Rec::default(),
+                &mut |r, _| out.push(r),
+            );
         }
-        table.finish(Ts(1000), &mut |r| out.push(r));
+        table.finish(Ts(1000), &mut |r, _| out.push(r));
         out
     }
 
@@ -912,7 +988,7 @@ mod tests {
             payload: data,
         };
         let mut new = |_: &FlowKey, _: Dir, _: Ts| Rec::default();
-        let mut done = |r: Rec| out.push(r);
+        let mut done = |r: Rec, _: Release| out.push(r);
         table.process(Ts(0), &mk(0, b"aa"), &mut new, &mut done);
         table.process(Ts(1), &mk(4, b"cccccc"), &mut new, &mut done);
         assert_eq!(table.buffered_bytes(), 6);

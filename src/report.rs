@@ -108,6 +108,25 @@ pub struct AnalysisStats {
     pub gap_bytes: u64,
 }
 
+/// The memory caps in force and how close the run came to them, so that
+/// nothing a cap cut off goes unnoticed. Not in the v1 contract: an addition.
+#[derive(Debug, Serialize, Default, Clone)]
+pub struct LimitsOut {
+    pub max_flows: u64,
+    pub max_ooo_per_dir: u64,
+    pub max_ooo_total: u64,
+    /// Most TCP flows tracked at once.
+    pub peak_flows: u64,
+    /// Most out-of-order bytes buffered at once, across all flows.
+    pub peak_ooo_bytes: u64,
+    /// Live flows dropped because `max_flows` was reached.
+    pub flows_evicted: u64,
+    /// Of those, WebSocket connections (still listed, decided on what was seen).
+    pub websocket_flows_evicted: u64,
+    /// Holes in a TCP stream skipped because an out-of-order cap was reached.
+    pub holes_given_up: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub schema: &'static str,
@@ -117,6 +136,7 @@ pub struct Summary {
     pub totals: Totals,
     pub connections: Vec<ConnectionReport>,
     pub analysis: AnalysisStats,
+    pub limits: LimitsOut,
 }
 
 impl Summary {
@@ -125,6 +145,7 @@ impl Summary {
         sources: Vec<Source>,
         connections: Vec<ConnectionReport>,
         analysis: AnalysisStats,
+        limits: LimitsOut,
     ) -> Summary {
         let mut outcomes = Outcomes::default();
         let mut close_codes = BTreeMap::new();
@@ -162,6 +183,7 @@ impl Summary {
             },
             connections,
             analysis,
+            limits,
         }
     }
 
@@ -300,6 +322,16 @@ impl Summary {
                 line.push_str("; truncated");
             }
             t.add_row(vec![format!("source {}", src.name), line]);
+        }
+        let l = &self.limits;
+        if l.flows_evicted + l.holes_given_up > 0 {
+            t.add_row(vec![
+                "memory caps hit".to_string(),
+                format!(
+                    "{} flows evicted ({} WebSocket) at --max-flows {}; {} holes given up at the out-of-order caps",
+                    l.flows_evicted, l.websocket_flows_evicted, l.max_flows, l.holes_given_up
+                ),
+            ]);
         }
         writeln!(out, "{t}")?;
 
