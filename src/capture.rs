@@ -25,6 +25,15 @@ pub const MAX_RECORD: usize = 16 << 20;
 /// Read size for pipes.
 const CHUNK: usize = 256 << 10;
 
+/// Longest run of bytes searched for the next record after a corrupt one.
+const MAX_RESYNC: usize = 64 << 20;
+
+/// Largest captured length libpcap accepts whatever the file header says.
+const LIBPCAP_MAX_SNAPLEN: u32 = 262_144;
+
+/// Corrupt-record messages kept per input (the rest are only counted).
+const MAX_NOTES: usize = 10;
+
 /// An input that cannot be read. Its text is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {msg}")]
@@ -77,6 +86,8 @@ enum Format {
         modified: bool,
         nanos: bool,
         linktype: Linktype,
+        /// Largest plausible captured length (snap length, at least libpcap's).
+        max_caplen: u32,
     },
     PcapNg {
         big_endian: bool,
@@ -107,6 +118,10 @@ pub struct SourceStats {
     pub truncated: bool,
     /// Why reading stopped early, when it did.
     pub stopped: Option<String>,
+    /// Corrupt records skipped, reading resumed after each.
+    pub corrupt_records: u64,
+    /// What was skipped, where (the first few).
+    pub notes: Vec<String>,
 }
 
 /// A reader of one capture file (or stdin).
@@ -194,6 +209,7 @@ impl FileReader {
                 modified: false,
                 nanos: false,
                 linktype: Linktype(0),
+                max_caplen: LIBPCAP_MAX_SNAPLEN,
             },
             cur: None,
             last_ts: Ts(0),
@@ -220,6 +236,7 @@ impl FileReader {
                     modified: h.is_modified_format(),
                     nanos: h.is_nanosecond_precision(),
                     linktype,
+                    max_caplen: h.snaplen.clamp(LIBPCAP_MAX_SNAPLEN, MAX_RECORD as u32),
                 };
                 if !crate::decode::link_supported(linktype) {
                     return Err(err(
@@ -353,9 +370,115 @@ impl FileReader {
                 }
                 Step::End => return Ok(false),
                 Step::Corrupt(why) => {
-                    self.stop(format!("{why} at byte offset {}", self.file_off));
+                    let at = self.file_off;
+                    if self.resync().map_err(|e| err(&self.name, e.to_string()))? {
+                        self.stats.corrupt_records += 1;
+                        self.stats.truncated = true;
+                        if self.stats.notes.len() < MAX_NOTES {
+                            self.stats.notes.push(format!(
+                                "corrupt record at byte offset {at} ({why}): skipped {} byte(s), reading on from byte offset {}",
+                                self.file_off - at,
+                                self.file_off
+                            ));
+                        }
+                        continue;
+                    }
+                    self.stop(format!(
+                        "corrupt record at byte offset {at} ({why}) and no readable record after it"
+                    ));
                     return Ok(false);
                 }
+            }
+        }
+    }
+
+    /// After a corrupt record: moves on to the next place where a record
+    /// (and the one after it, or the end of the input) looks right.
+    fn resync(&mut self) -> io::Result<bool> {
+        let step = match self.format {
+            Format::Pcap { .. } => 1,
+            Format::PcapNg { .. } => 4,
+        };
+        let mut scanned = 0;
+        while scanned < MAX_RESYNC {
+            let n = step.min(self.window().len());
+            if n == 0 {
+                return Ok(false);
+            }
+            self.consume(n);
+            scanned += n;
+            self.fill(64)?;
+            let Some(len) = self.plausible_record(self.window()) else {
+                continue;
+            };
+            self.fill(len + 64)?;
+            let w = self.window();
+            let next_ok = match w.len().checked_sub(len) {
+                None => false,
+                Some(0) => true,
+                Some(rest) => {
+                    self.plausible_record(&w[len..]).is_some()
+                        || (rest < 16 && !self.more_may_come())
+                }
+            };
+            if next_ok {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The length of the record at the start of `w` when its header is
+    /// believable (sane lengths, time near the last packet's, a known block
+    /// type whose two length fields agree).
+    fn plausible_record(&self, w: &[u8]) -> Option<usize> {
+        let u32_at = |i: usize, be: bool| -> Option<u32> {
+            let b: [u8; 4] = w.get(i..i + 4)?.try_into().ok()?;
+            Some(if be {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        match &self.format {
+            Format::Pcap {
+                big_endian,
+                nanos,
+                max_caplen,
+                modified,
+                ..
+            } => {
+                let be = *big_endian;
+                let (sec, frac) = (u32_at(0, be)?, u32_at(4, be)?);
+                let (caplen, origlen) = (u32_at(8, be)?, u32_at(12, be)?);
+                let frac_max = if *nanos { 1_000_000_000 } else { 1_000_000 };
+                let last = self.last_ts.0 / 1_000_000_000;
+                let near = last == 0 || (i64::from(sec) - last).abs() <= 86_400;
+                let ok = frac < frac_max
+                    && caplen <= *max_caplen
+                    && origlen >= caplen
+                    && origlen as usize <= MAX_RECORD
+                    && near;
+                ok.then_some(if *modified { 24 } else { 16 } + caplen as usize)
+            }
+            Format::PcapNg { big_endian, ifaces } => {
+                let shb = w.get(..4)? == [0x0a, 0x0d, 0x0d, 0x0a];
+                let be = if shb {
+                    w.get(8..12)? == [0x1a, 0x2b, 0x3c, 0x4d]
+                } else {
+                    *big_endian
+                };
+                let kind = u32_at(0, be)?;
+                let len = u32_at(4, be)? as usize;
+                let known = shb || matches!(kind, 1 | 3 | 4 | 5 | 6 | 9 | 10 | 0xBAD | 0x4000_0BAD);
+                let sane = (12..=MAX_RECORD).contains(&len) && len % 4 == 0;
+                if !(known && sane) || u32_at(len - 4, be)? as usize != len {
+                    return None;
+                }
+                if kind == 6 && !shb && u32_at(8, be)? as usize >= ifaces.len() {
+                    return None;
+                }
+                Some(len)
             }
         }
     }
@@ -388,15 +511,26 @@ impl FileReader {
                 modified,
                 nanos,
                 linktype,
+                max_caplen,
             } => {
                 if w.len() >= 16 {
-                    let caplen_at = if *big_endian {
-                        u32::from_be_bytes([w[8], w[9], w[10], w[11]])
-                    } else {
-                        u32::from_le_bytes([w[8], w[9], w[10], w[11]])
-                    } as usize;
-                    if caplen_at > MAX_RECORD {
-                        return Step::Corrupt(format!("record claims {caplen_at} captured bytes"));
+                    let field = |i: usize| {
+                        let b = [w[i], w[i + 1], w[i + 2], w[i + 3]];
+                        if *big_endian {
+                            u32::from_be_bytes(b)
+                        } else {
+                            u32::from_le_bytes(b)
+                        }
+                    };
+                    let (frac, caplen) = (field(4), field(8));
+                    if caplen > *max_caplen {
+                        return Step::Corrupt(format!("it claims {caplen} captured bytes"));
+                    }
+                    let frac_max = if *nanos { 1_000_000_000 } else { 1_000_000 };
+                    if frac >= frac_max {
+                        return Step::Corrupt(format!(
+                            "its timestamp fraction {frac} is out of range"
+                        ));
                     }
                 }
                 let res = if *modified {
@@ -702,6 +836,49 @@ mod tests {
         let (pk, st) = read_all(b);
         assert_eq!(pk.len(), 1);
         assert!(st.stopped.unwrap().contains("byte offset 42"));
+    }
+
+    #[test]
+    fn corrupt_record_mid_file_is_skipped_and_reading_resumes() {
+        let recs: Vec<(u32, u32, &[u8])> =
+            (0..6).map(|i| (100 + i, 5, &b"packet-data"[..])).collect();
+        let mut b = pcap_bytes(false, false, &recs);
+        // Overwrite the third record's header (24 + 2 * 27) with garbage.
+        let at = 24 + 2 * 27;
+        b[at..at + 16].copy_from_slice(&[0xff; 16]);
+        let (pk, st) = read_all(b);
+        assert_eq!(pk.len(), 5, "the records after the corrupt one are read");
+        assert_eq!(pk[2].0, Ts(103_000_005_000));
+        assert_eq!(st.corrupt_records, 1);
+        assert!(st.notes[0].contains("byte offset 78"), "{:?}", st.notes);
+        assert!(st.stopped.is_none());
+    }
+
+    #[test]
+    fn pcapng_corrupt_block_mid_file_is_skipped() {
+        let good = include_bytes!("../samples/node-ping-pong.pcapng").to_vec();
+        let (all, _) = read_all(good.clone());
+        // Find the 10th enhanced packet block and break its length field.
+        let mut at = 0;
+        let mut epbs = 0;
+        while at + 8 <= good.len() {
+            let kind = u32::from_le_bytes(good[at..at + 4].try_into().unwrap());
+            let len = u32::from_le_bytes(good[at + 4..at + 8].try_into().unwrap()) as usize;
+            if kind == 6 {
+                epbs += 1;
+                if epbs == 10 {
+                    break;
+                }
+            }
+            at += len;
+        }
+        let mut bad = good;
+        bad[at + 4..at + 8].copy_from_slice(&7u32.to_le_bytes());
+        let (pk, st) = read_all(bad);
+        assert_eq!(pk.len(), all.len() - 1);
+        assert_eq!(pk[9].1, all[10].1);
+        assert_eq!(st.corrupt_records, 1);
+        assert!(st.notes[0].contains(&format!("byte offset {at}")), "{:?}", st.notes);
     }
 
     #[test]

@@ -158,6 +158,16 @@ pub fn analyze_readers(
                 msg: format!("unsupported link type {}", names.join(",")),
             });
         }
+        for note in &st.notes {
+            warnings.push(format!("{}: {note}", r.name));
+        }
+        if st.corrupt_records > st.notes.len() as u64 {
+            warnings.push(format!(
+                "{}: {} more corrupt record(s) skipped",
+                r.name,
+                st.corrupt_records - st.notes.len() as u64
+            ));
+        }
         if let Some(why) = &st.stopped {
             warnings.push(format!("{}: {why}; what was read is analysed", r.name));
         }
@@ -178,6 +188,7 @@ pub fn analyze_readers(
             not_tcp,
             undecodable,
             truncated: st.truncated,
+            corrupt_records: st.corrupt_records,
         });
     }
     let analysis = AnalysisStats {

@@ -39,8 +39,11 @@ pub struct Source {
     pub not_tcp: u64,
     /// Packets that did not decode (garbage, fragments, unsupported link).
     pub undecodable: u64,
-    /// The input ended in a cut-short or corrupt record.
+    /// Something of the input could not be read: it ended in a cut-short
+    /// record, or corrupt records were skipped.
     pub truncated: bool,
+    /// Corrupt records skipped (reading resumed at the next good record).
+    pub corrupt_records: u64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -317,6 +320,12 @@ impl Summary {
             }
             if let Some(d) = src.dropped {
                 line.push_str(&format!("; {d} dropped"));
+            }
+            if src.corrupt_records > 0 {
+                line.push_str(&format!(
+                    "; {} corrupt record(s) skipped",
+                    src.corrupt_records
+                ));
             }
             if src.truncated {
                 line.push_str("; truncated");
