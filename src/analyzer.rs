@@ -6,6 +6,9 @@
 //! test feeds [`Analyzer::packet`] in capture order and calls
 //! [`Analyzer::finish`] at the end.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use crate::Ts;
 use crate::close::{ConnMeta, ConnectionReport, Settings, Tracker};
 use crate::decode::TcpSegment;
@@ -69,6 +72,12 @@ pub struct Session {
     /// An HTTP head split across segments, per direction.
     head: [Vec<u8>; 2],
     ws: Option<Box<Ws>>,
+    /// Live mode: the connection's number among listed ones (0: not yet).
+    seq: u64,
+    /// Live mode: already reported as decided.
+    emitted: bool,
+    /// Live mode: its close deadline is waiting in the timer queue.
+    deadline_queued: bool,
 }
 
 impl Session {
@@ -79,6 +88,9 @@ impl Session {
             tries: 0,
             head: Default::default(),
             ws: None,
+            seq: 0,
+            emitted: false,
+            deadline_queued: false,
         }
     }
 
@@ -87,10 +99,19 @@ impl Session {
         self.ws.get_or_insert_with(Box::default)
     }
 
-    /// Decides the connection's report (`None` when it is not WebSocket).
-    pub fn finish(self, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
-        let ws = self.ws?;
-        ws.tracker.finish(&self.meta, end, settings)
+    /// The connection's report as of `end` (`None` when not WebSocket).
+    pub fn report(&self, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
+        self.ws.as_ref()?.tracker.report(&self.meta, end, settings)
+    }
+
+    /// Whether the report lists this connection (an upgrade or midstream).
+    pub fn is_listed(&self) -> bool {
+        self.ws.as_ref().is_some_and(|w| w.tracker.is_websocket())
+    }
+
+    /// The pending close deadline, when a close frame waits for its answer.
+    pub fn close_deadline(&self, timeout: Ts) -> Option<Ts> {
+        self.ws.as_ref()?.tracker.open_close_deadline(timeout)
     }
 
     fn start_frames(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
@@ -323,6 +344,10 @@ pub struct AnalyzerStats {
     pub websocket_evicted: u64,
 }
 
+/// A connection decided while the capture runs (for `--jsonl`), with the
+/// number it is known by in the stream of decided connections.
+pub type Decided = ConnectionReport;
+
 /// The I/O-free analyzer: feed it TCP segments in capture order.
 pub struct Analyzer {
     table: FlowTable<Session>,
@@ -333,6 +358,19 @@ pub struct Analyzer {
     now: Option<Ts>,
     tcp_segments: u64,
     websocket_evicted: u64,
+    /// Live mode: connections are also reported as soon as decided.
+    live: Option<Live>,
+}
+
+/// What the analyzer keeps to report connections as soon as they are
+/// decided (rule 20 of the contract).
+#[derive(Default)]
+struct Live {
+    decided: Vec<Decided>,
+    /// Close deadlines waiting for an answer: (deadline, flow, first-packet order).
+    deadlines: BinaryHeap<Reverse<(Ts, FlowKey, u64)>>,
+    /// Connections listed so far (numbers the decided ones).
+    listed: u64,
 }
 
 impl Analyzer {
@@ -345,6 +383,16 @@ impl Analyzer {
             now: None,
             tcp_segments: 0,
             websocket_evicted: 0,
+            live: None,
+        }
+    }
+
+    /// An analyzer that also reports each connection the moment it is
+    /// decided (taken with [`Analyzer::take_decided`]).
+    pub fn new_live(settings: Settings, limits: Limits) -> Self {
+        Analyzer {
+            live: Some(Live::default()),
+            ..Self::new(settings, limits)
         }
     }
 
@@ -362,9 +410,10 @@ impl Analyzer {
             reports,
             next_order,
             websocket_evicted,
+            live,
             ..
         } = self;
-        table.process(
+        let out = table.process(
             ts,
             seg,
             &mut |key, _, ts| {
@@ -373,14 +422,85 @@ impl Analyzer {
             },
             &mut |s: Session, why: Release| {
                 // Over (or evicted): nothing more will change its verdict.
-                if let Some(r) = s.finish(ts, settings) {
+                if let Some(r) = s.report(ts, settings) {
                     if why == Release::Evicted {
                         *websocket_evicted += 1;
+                    }
+                    if let Some(l) = live.as_mut()
+                        && !s.emitted
+                    {
+                        l.decide(r.clone(), s.seq);
                     }
                     reports.push(r);
                 }
             },
         );
+        let (Some(l), Some((s, ended_now))) = (live.as_mut(), out) else {
+            return;
+        };
+        if s.seq == 0 && s.is_listed() {
+            l.listed += 1;
+            s.seq = l.listed;
+        }
+        if s.emitted || s.seq == 0 {
+            return;
+        }
+        if ended_now {
+            // The TCP connection is over: decided.
+            if let Some(r) = s.report(ts, settings) {
+                s.emitted = true;
+                l.decide(r, s.seq);
+            }
+        } else if !s.deadline_queued
+            && let Some(d) = s.close_deadline(settings.close_timeout)
+        {
+            s.deadline_queued = true;
+            l.deadlines
+                .push(Reverse((d, FlowKey::of(seg.src, seg.dst).0, s.meta.order)));
+        }
+    }
+
+    /// Wall-clock time passes in a live capture: a close left unanswered
+    /// past its deadline becomes `timeout` now, not when the capture ends.
+    pub fn tick(&mut self, now: Ts) {
+        self.note_time(now);
+        let Analyzer {
+            table,
+            settings,
+            live,
+            ..
+        } = self;
+        let Some(l) = live.as_mut() else {
+            return;
+        };
+        // An answer stamped exactly at the deadline is still in time, so a
+        // deadline is passed only once the clock is beyond it.
+        while let Some(Reverse((d, key, order))) = l.deadlines.peek().copied() {
+            if d >= now {
+                break;
+            }
+            l.deadlines.pop();
+            let Some(s) = table.get_mut(&key) else {
+                continue;
+            };
+            if s.meta.order != order || s.emitted {
+                continue;
+            }
+            if s.close_deadline(settings.close_timeout).is_some()
+                && let Some(r) = s.report(now, settings)
+            {
+                s.emitted = true;
+                l.decide(r, s.seq);
+            }
+        }
+    }
+
+    /// Connections decided since the last call (live mode), in order.
+    pub fn take_decided(&mut self) -> Vec<Decided> {
+        self.live
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.decided))
+            .unwrap_or_default()
     }
 
     /// Any packet of the capture, TCP or not, moves the capture's clock.
@@ -390,7 +510,16 @@ impl Analyzer {
 
     /// Ends the capture: decides every connection still open and returns
     /// all listed connections, numbered in order of their first packet.
+    /// In live mode the connections not yet decided are left for
+    /// [`Analyzer::take_decided`]... see [`Analyzer::finish_live`].
     pub fn finish(self) -> (Vec<ConnectionReport>, AnalyzerStats) {
+        let (reports, stats, _) = self.finish_live();
+        (reports, stats)
+    }
+
+    /// Like [`Analyzer::finish`], also returning the connections that were
+    /// not decided before the capture stopped (live mode).
+    pub fn finish_live(self) -> (Vec<ConnectionReport>, AnalyzerStats, Vec<Decided>) {
         let Analyzer {
             table,
             settings,
@@ -398,6 +527,7 @@ impl Analyzer {
             now,
             tcp_segments,
             websocket_evicted,
+            mut live,
             ..
         } = self;
         let end = now.unwrap_or_default();
@@ -407,7 +537,18 @@ impl Analyzer {
             websocket_evicted,
         };
         table.finish(end, &mut |s: Session, _| {
-            if let Some(r) = s.finish(end, &settings) {
+            if let Some(r) = s.report(end, &settings) {
+                if let Some(l) = live.as_mut()
+                    && !s.emitted
+                {
+                    let seq = if s.seq == 0 {
+                        l.listed += 1;
+                        l.listed
+                    } else {
+                        s.seq
+                    };
+                    l.decide(r.clone(), seq);
+                }
                 reports.push(r);
             }
         });
@@ -415,7 +556,16 @@ impl Analyzer {
         for (i, r) in reports.iter_mut().enumerate() {
             r.id = i as u64 + 1;
         }
-        (reports, stats)
+        let mut rest = live.map(|l| l.decided).unwrap_or_default();
+        rest.sort_by_key(|r| r.id);
+        (reports, stats, rest)
+    }
+}
+
+impl Live {
+    fn decide(&mut self, mut r: ConnectionReport, seq: u64) {
+        r.id = seq;
+        self.decided.push(r);
     }
 }
 

@@ -878,7 +878,11 @@ mod tests {
         assert_eq!(pk.len(), all.len() - 1);
         assert_eq!(pk[9].1, all[10].1);
         assert_eq!(st.corrupt_records, 1);
-        assert!(st.notes[0].contains(&format!("byte offset {at}")), "{:?}", st.notes);
+        assert!(
+            st.notes[0].contains(&format!("byte offset {at}")),
+            "{:?}",
+            st.notes
+        );
     }
 
     #[test]

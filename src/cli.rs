@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::Ts;
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, AnalyzerStats};
 use crate::capture::{CaptureError, FileReader, Merged};
 use crate::close::{Settings, Severity};
 use crate::decode::{self, Skip};
+use crate::live::{self, LiveOptions};
 use crate::reassembly::Limits;
 use crate::report::{AnalysisStats, LimitsOut, Source, Summary};
 
@@ -31,6 +32,44 @@ pub enum Command {
     /// Analyse capture files (pcap or pcapng; `-` reads stdin). Several files
     /// are one capture, merged in timestamp order.
     Analyze(AnalyzeArgs),
+    /// Capture live on an interface and analyse as packets arrive; stops at
+    /// --duration, --count, Ctrl-C or SIGTERM, then reports like `analyze`.
+    Sniff(SniffArgs),
+    /// List the interfaces that can be captured on (like `tcpdump -D`).
+    Interfaces,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SniffArgs {
+    /// Interface to capture on (`any` for all; see `wsclose interfaces`).
+    #[arg(short, long, value_name = "NAME")]
+    pub interface: String,
+    /// BPF capture filter, as for tcpdump.
+    #[arg(short, long, value_name = "BPF", default_value = "tcp")]
+    pub filter: String,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<f64>,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long, value_name = "PACKETS")]
+    pub count: Option<u64>,
+    /// Write each connection as one JSON line as soon as it is decided
+    /// (`-`: stdout; the tables then go to stderr).
+    #[arg(long, value_name = "PATH")]
+    pub jsonl: Option<String>,
+    /// Also save the raw packets to PATH as a pcap file (like tcpdump -w).
+    #[arg(short, long, value_name = "PATH")]
+    pub write: Option<std::path::PathBuf>,
+    /// Bytes captured per packet.
+    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144)]
+    pub snaplen: i32,
+    /// Put the interface in promiscuous mode.
+    #[arg(long)]
+    pub promisc: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +183,7 @@ pub fn analyze_readers(
     }
     let (connections, stats) = analyzer.finish();
     let mut warnings = Vec::new();
+    let timeout_s = settings.close_timeout.secs_since(Ts(0));
     let mut sources = Vec::new();
     for (r, (not_tcp, undecodable)) in merged.into_readers().into_iter().zip(skipped) {
         let st = &r.stats;
@@ -191,6 +231,20 @@ pub fn analyze_readers(
             corrupt_records: st.corrupt_records,
         });
     }
+    Ok((
+        summary_of(timeout_s, &limits, sources, connections, &stats),
+        warnings,
+    ))
+}
+
+/// The summary of a run, whatever fed it.
+fn summary_of(
+    timeout_s: f64,
+    limits: &Limits,
+    sources: Vec<Source>,
+    connections: Vec<crate::close::ConnectionReport>,
+    stats: &AnalyzerStats,
+) -> Summary {
     let analysis = AnalysisStats {
         tcp_segments: stats.tcp_segments,
         tcp_flows: stats.reassembly.flows,
@@ -210,17 +264,21 @@ pub fn analyze_readers(
         websocket_flows_evicted: stats.websocket_evicted,
         holes_given_up: r.holes_given_up,
     };
-    let timeout_s = settings.close_timeout.secs_since(Ts(0));
-    Ok((
-        Summary::new(timeout_s, sources, connections, analysis, limits_out),
-        warnings,
-    ))
+    Summary::new(timeout_s, sources, connections, analysis, limits_out)
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
-fn emit(summary: &Summary, out: &OutputArgs) -> io::Result<ExitCode> {
+/// `tables_to_stderr`: stdout carries a JSON-lines stream already.
+fn emit(summary: &Summary, out: &OutputArgs, tables_to_stderr: bool) -> io::Result<ExitCode> {
     let stdout = io::stdout();
     let mut so = BufWriter::new(stdout.lock());
+    let tables = |so: &mut BufWriter<io::StdoutLock<'_>>| {
+        if tables_to_stderr {
+            summary.write_tables(&mut io::stderr().lock())
+        } else {
+            summary.write_tables(so)
+        }
+    };
     match out.json.as_deref() {
         Some("-") => summary.write_json(&mut so)?,
         Some(path) => {
@@ -229,9 +287,9 @@ fn emit(summary: &Summary, out: &OutputArgs) -> io::Result<ExitCode> {
             let mut w = BufWriter::new(f);
             summary.write_json(&mut w)?;
             w.flush()?;
-            summary.write_tables(&mut so)?;
+            tables(&mut so)?;
         }
-        None => summary.write_tables(&mut so)?,
+        None => tables(&mut so)?,
     }
     so.flush()?;
     let fail = out
@@ -273,9 +331,136 @@ pub fn main() -> ExitCode {
             for w in &warnings {
                 eprintln!("wsclose: warning: {w}");
             }
-            finish(emit(&summary, &args.output))
+            finish(emit(&summary, &args.output, false))
         }
+        Command::Sniff(args) => match sniff(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("wsclose: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Interfaces => match list_interfaces() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsclose: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// `wsclose sniff`: live capture, then the same summary as `analyze`.
+fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
+    let usage = |msg: &str| CaptureError {
+        name: "sniff".into(),
+        msg: msg.into(),
+    };
+    if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
+        return Err(usage("--jsonl - and --json - cannot both write to stdout"));
+    }
+    let settings = settings_of(&args.output);
+    let limits = args.limits.limits();
+    let stop = live::stop_on_signals()?;
+    let mut jsonl: Option<Box<dyn Write>> = match args.jsonl.as_deref() {
+        None => None,
+        Some("-") => Some(Box::new(io::stdout())),
+        Some(p) => Some(Box::new(File::create(p).map_err(|e| CaptureError {
+            name: p.to_string(),
+            msg: e.to_string(),
+        })?)),
+    };
+    let opts = LiveOptions {
+        interface: args.interface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promisc: args.promisc,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        count: args.count,
+        write: args.write.clone(),
+    };
+    let mut analyzer = Analyzer::new_live(settings, limits);
+    let mut write_lines = |decided: Vec<crate::analyzer::Decided>| -> io::Result<()> {
+        if let Some(w) = jsonl.as_mut() {
+            for c in &decided {
+                serde_json::to_writer(&mut *w, c)?;
+                w.write_all(b"\n")?;
+            }
+            if !decided.is_empty() {
+                w.flush()?;
+            }
+        }
+        Ok(())
+    };
+    let stats = live::run(
+        &opts,
+        &mut analyzer,
+        &stop,
+        |lt| {
+            eprintln!(
+                "wsclose: capturing on {} ({lt}), filter {:?}; Ctrl-C to stop",
+                opts.interface, opts.filter
+            )
+        },
+        &mut write_lines,
+    )?;
+    analyzer.tick(live::wall_clock());
+    let (connections, astats, rest) = analyzer.finish_live();
+    write_lines(rest).map_err(|e| CaptureError {
+        name: "--jsonl".into(),
+        msg: e.to_string(),
+    })?;
+    eprintln!(
+        "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
+        stats.packets, stats.received, stats.dropped, stats.if_dropped
+    );
+    let source = Source {
+        kind: "interface",
+        name: args.interface.clone(),
+        link_type: stats.link_type.clone(),
+        packets: stats.packets,
+        bytes: stats.bytes,
+        first_ts: stats.first_ts.map(Ts::as_secs_f64),
+        last_ts: stats.last_ts.map(Ts::as_secs_f64),
+        dropped: Some(stats.dropped + stats.if_dropped),
+        not_tcp: stats.not_tcp,
+        undecodable: stats.undecodable,
+        truncated: false,
+        corrupt_records: 0,
+    };
+    let timeout_s = settings.close_timeout.secs_since(Ts(0));
+    let summary = summary_of(timeout_s, &limits, vec![source], connections, &astats);
+    let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
+    Ok(finish(emit(&summary, &args.output, to_stderr)))
+}
+
+/// `wsclose interfaces`: one line per device, like `tcpdump -D`.
+fn list_interfaces() -> Result<(), CaptureError> {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["#", "interface", "flags", "addresses", "description"]);
+    for (i, d) in live::interfaces()?.iter().enumerate() {
+        let mut flags = Vec::new();
+        if d.flags.is_up() {
+            flags.push("up");
+        }
+        if d.flags.is_running() {
+            flags.push("running");
+        }
+        if d.flags.is_loopback() {
+            flags.push("loopback");
+        }
+        let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
+        t.add_row(vec![
+            (i + 1).to_string(),
+            d.name.clone(),
+            flags.join(", "),
+            addrs.join(", "),
+            d.desc.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
 }
 
 fn finish(r: io::Result<ExitCode>) -> ExitCode {

@@ -561,7 +561,23 @@ impl Tracker {
 
     /// Decides the outcome and findings. `end` is the capture's end (or, for
     /// a connection whose TCP ended, any time after it: nothing can change).
-    pub fn finish(self, meta: &ConnMeta, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
+    /// The deadline of the first close frame, when one was sent and neither
+    /// an answer nor the TCP end has come (what a live capture waits on).
+    pub fn open_close_deadline(&self, timeout: Ts) -> Option<Ts> {
+        let (d, c1) = self.first_close?;
+        let answered = self.dirs[d.other().idx()].close.is_some();
+        (!answered && self.tcp_end.is_none()).then(|| c1.saturating_add(timeout))
+    }
+
+    /// The connection's report as of `end`: the outcome and findings the
+    /// capture gives if it ends then. `None` for a connection that is not
+    /// WebSocket.
+    pub fn report(
+        &self,
+        meta: &ConnMeta,
+        end: Ts,
+        settings: &Settings,
+    ) -> Option<ConnectionReport> {
         if !self.is_websocket() {
             return None;
         }
@@ -891,7 +907,7 @@ impl Tracker {
             },
             close,
             findings,
-            close_codes: self.close_codes,
+            close_codes: self.close_codes.clone(),
             order: meta.order,
         })
     }

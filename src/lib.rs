@@ -13,6 +13,7 @@ pub mod cli;
 pub mod close;
 pub mod decode;
 pub mod frame;
+pub mod live;
 pub mod reassembly;
 pub mod report;
 pub mod upgrade;

@@ -41,7 +41,7 @@ impl Dir {
 
 /// A flow's key: both endpoints, the lower one first, so both directions of
 /// a connection hash to the same entry (hashed once per packet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub lo: Endpoint,
     pub hi: Endpoint,
@@ -236,13 +236,15 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// Processes one TCP segment. `new_sink` makes the sink of a new flow;
     /// `done` receives the sink of a flow that is over (see [`Release`]).
+    /// Returns the segment's flow sink, and whether its TCP connection ended
+    /// with this segment (`None` for packets of a flow already over).
     pub fn process(
         &mut self,
         ts: Ts,
         seg: &TcpSegment<'_>,
         new_sink: &mut impl FnMut(&FlowKey, Dir, Ts) -> S,
         done: &mut impl FnMut(S, Release),
-    ) {
+    ) -> Option<(&mut S, bool)> {
         self.packets += 1;
         if self.packets % 65536 == 0 {
             self.purge(ts, done);
@@ -252,6 +254,7 @@ impl<S: StreamSink> FlowTable<S> {
             self.evict(ts, done);
         }
         let fresh_syn = seg.syn && !seg.ack;
+        let tracked = self.map.len() as u64;
         let flow = match self.map.entry(key) {
             Entry::Occupied(e) => {
                 let flow = e.into_mut();
@@ -268,12 +271,13 @@ impl<S: StreamSink> FlowTable<S> {
                     if let Some(sink) = flow.sink.as_mut() {
                         sink.on_packet(dir, ts, seg);
                     }
-                    return;
+                    return None;
                 }
                 flow
             }
             Entry::Vacant(e) => {
                 self.stats.flows += 1;
+                self.stats.peak_flows = self.stats.peak_flows.max(tracked + 1);
                 e.insert(Box::new(Flow::new(new_sink(&key, dir, ts))))
             }
         };
@@ -290,12 +294,18 @@ impl<S: StreamSink> FlowTable<S> {
         let after = flow.buffered();
         self.buffered_total = self.buffered_total + after - before;
         self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered_total as u64);
-        if flow.ended() && flow.ended_at.is_none() {
+        let ended_now = flow.ended() && flow.ended_at.is_none();
+        if ended_now {
             flow.ended_at = Some(ts);
             self.buffered_total -= flow.buffered();
             flow.drop_buffers();
         }
-        self.stats.peak_flows = self.stats.peak_flows.max(self.map.len() as u64);
+        flow.sink.as_mut().map(|s| (s, ended_now))
+    }
+
+    /// The sink of a live flow, by key (for timers).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut S> {
+        self.map.get_mut(key).and_then(|f| f.sink.as_mut())
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
