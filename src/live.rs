@@ -166,6 +166,8 @@ pub fn run(
             match cap.next_packet() {
                 Ok(p) => {
                     got += 1;
+                    // time_t and suseconds_t are not i64 on every platform.
+                    #[allow(clippy::useless_conversion)]
                     let ts = Ts(i64::from(p.header.ts.tv_sec) * 1_000_000_000
                         + i64::from(p.header.ts.tv_usec) * 1000);
                     if let Some(s) = save.as_mut() {

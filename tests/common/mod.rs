@@ -1253,3 +1253,79 @@ pub fn assert_frames(c: &Value, side: &str, counts: [u64; 7]) {
         serde_json::to_string_pretty(c).unwrap()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Segmentation helpers (tests/properties.rs, tests/adversarial.rs)
+// ---------------------------------------------------------------------------
+
+/// Sends `bytes` in `dir` as segments of the given sizes (used in turn,
+/// cycling; 0 counts as 1), reordered within consecutive windows of `window`
+/// segments (a seeded shuffle; 1 keeps the order), the k-th emitted of n at
+/// `t + span * k / n`. The sequence number advances past all of `bytes`.
+/// Each segment acknowledges everything the peer sent.
+#[allow(clippy::too_many_arguments)]
+pub fn send_segments(
+    conn: &mut Conn,
+    dir: Dir,
+    t: f64,
+    span: f64,
+    bytes: &[u8],
+    sizes: &[usize],
+    window: usize,
+    seed: u64,
+) -> f64 {
+    assert!(!sizes.is_empty());
+    let base = conn.offset(dir);
+    let mut chunks: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0;
+    let mut k = 0;
+    while at < bytes.len() {
+        let n = sizes[k % sizes.len()].max(1).min(bytes.len() - at);
+        chunks.push((at, n));
+        at += n;
+        k += 1;
+    }
+    let mut x = seed | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for w in chunks.chunks_mut(window.max(1)) {
+        for i in (1..w.len()).rev() {
+            let j = (next() % (i as u64 + 1)) as usize;
+            w.swap(i, j);
+        }
+    }
+    let n = chunks.len().max(1);
+    let mut last = t;
+    for (i, (off, len)) in chunks.iter().enumerate() {
+        last = t + span * i as f64 / n as f64;
+        conn.segment(
+            dir,
+            last,
+            base.wrapping_add(*off as u32),
+            &bytes[*off..*off + len],
+            PSH | ACK,
+        );
+    }
+    conn.advance(dir, bytes.len());
+    last
+}
+
+/// Schema validation alone, for summaries where a cross-field invariant of
+/// [`validate_summary`] does not hold by design (time running backwards:
+/// connections are numbered in order of arrival, not of timestamp).
+pub fn validate_schema(v: &Value) {
+    let errors: Vec<String> = schema_validator()
+        .iter_errors(v)
+        .map(|e| format!("  at {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary does not match the schema:\n{}\n{}",
+        errors.join("\n"),
+        serde_json::to_string_pretty(v).unwrap()
+    );
+}
