@@ -383,8 +383,11 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
     let mut write_lines = |decided: Vec<crate::analyzer::Decided>| -> io::Result<()> {
         if let Some(w) = jsonl.as_mut() {
             for c in &decided {
-                serde_json::to_writer(&mut *w, c)?;
-                w.write_all(b"\n")?;
+                // One write per line, so a reader (`tail -f`, jq) never
+                // sees half a line.
+                let mut line = serde_json::to_vec(c)?;
+                line.push(b'\n');
+                w.write_all(&line)?;
             }
             if !decided.is_empty() {
                 w.flush()?;
