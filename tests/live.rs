@@ -128,10 +128,8 @@ fn echo_server(rt: &tokio::runtime::Runtime) -> u16 {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        break;
                     }
                     // A close frame is answered by tungstenite itself.
                 }
