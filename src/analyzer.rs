@@ -531,12 +531,7 @@ impl Analyzer {
             ..
         } = self;
         let end = now.unwrap_or_default();
-        let stats = AnalyzerStats {
-            tcp_segments,
-            reassembly: table.stats,
-            websocket_evicted,
-        };
-        table.finish(end, &mut |s: Session, _| {
+        let reassembly = table.finish(end, &mut |s: Session, _| {
             if let Some(r) = s.report(end, &settings) {
                 if let Some(l) = live.as_mut()
                     && !s.emitted
@@ -552,6 +547,11 @@ impl Analyzer {
                 reports.push(r);
             }
         });
+        let stats = AnalyzerStats {
+            tcp_segments,
+            reassembly,
+            websocket_evicted,
+        };
         reports.sort_by_key(|r| r.order);
         for (i, r) in reports.iter_mut().enumerate() {
             r.id = i as u64 + 1;

@@ -57,9 +57,14 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
 }
 
+/// Bytes of a mapped file read before the pages behind them are handed
+/// back: RSS stays bounded whatever the file's size.
+const RELEASE_EVERY: usize = 8 << 20;
+
 /// Where a reader's bytes come from.
 enum Bytes {
-    Map(Mmap),
+    /// A mapped file and how far its pages were handed back.
+    Map(Mmap, usize),
     Empty,
     Stream {
         reader: Box<dyn Read + Send>,
@@ -165,7 +170,8 @@ impl FileReader {
                     // truncate).
                     #[allow(unsafe_code)]
                     let map = unsafe { Mmap::map(&file) }.map_err(|e| err(name, e.to_string()))?;
-                    Bytes::Map(map)
+                    let _ = map.advise(memmap2::Advice::Sequential);
+                    Bytes::Map(map, 0)
                 }
             } else {
                 // A FIFO or character device: read as a stream.
@@ -259,7 +265,7 @@ impl FileReader {
 
     fn window(&self) -> &[u8] {
         match &self.bytes {
-            Bytes::Map(m) => &m[self.pos.min(m.len())..],
+            Bytes::Map(m, _) => &m[self.pos.min(m.len())..],
             Bytes::Empty => &[],
             Bytes::Stream {
                 buf, start, end, ..
@@ -270,7 +276,26 @@ impl FileReader {
     fn consume(&mut self, n: usize) {
         self.file_off += n as u64;
         match &mut self.bytes {
-            Bytes::Map(_) => self.pos += n,
+            Bytes::Map(m, released) => {
+                self.pos += n;
+                if self.pos - *released >= RELEASE_EVERY {
+                    let upto = self.pos & !0xfff;
+                    // SAFETY: a read-only shared file mapping; the pages
+                    // released lie wholly before the read position, and no
+                    // borrow of them is alive (the reader is borrowed mutably
+                    // here, and packets borrow only the current record).
+                    // Touching them again would just fault them back in.
+                    #[allow(unsafe_code)]
+                    let _ = unsafe {
+                        m.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            *released,
+                            upto - *released,
+                        )
+                    };
+                    *released = upto;
+                }
+            }
             Bytes::Empty => {}
             Bytes::Stream { start, end, .. } => *start = (*start + n).min(*end),
         }
@@ -359,11 +384,24 @@ impl FileReader {
                         continue;
                     }
                     if !self.window().is_empty() {
+                        let (at, rest) = (self.file_off, self.window().len());
                         self.stats.truncated = true;
+                        // A record claiming more than the input holds: the
+                        // file's end, or a corrupt length mid-file with good
+                        // records after it.
+                        if self.resync().map_err(|e| err(&self.name, e.to_string()))? {
+                            self.stats.corrupt_records += 1;
+                            if self.stats.notes.len() < MAX_NOTES {
+                                self.stats.notes.push(format!(
+                                    "record at byte offset {at} claims more bytes than the input holds: skipped {} byte(s), reading on from byte offset {}",
+                                    self.file_off - at,
+                                    self.file_off
+                                ));
+                            }
+                            continue;
+                        }
                         self.stats.stopped = Some(format!(
-                            "the last record (at byte offset {}) is cut short: {} byte(s) ignored",
-                            self.file_off,
-                            self.window().len()
+                            "the last record (at byte offset {at}) is cut short: {rest} byte(s) ignored"
                         ));
                     }
                     return Ok(false);
@@ -492,7 +530,7 @@ impl FileReader {
         let file_off = self.file_off;
         let last_ts = self.last_ts;
         let w = match &self.bytes {
-            Bytes::Map(m) => &m[self.pos.min(m.len())..],
+            Bytes::Map(m, _) => &m[self.pos.min(m.len())..],
             Bytes::Empty => &[][..],
             Bytes::Stream {
                 buf, start, end, ..

@@ -262,7 +262,7 @@ impl<S: StreamSink> FlowTable<S> {
                     let old = std::mem::replace(flow, Box::new(Flow::new(new_sink(&key, dir, ts))));
                     self.stats.flows += 1;
                     self.buffered_total -= old.buffered();
-                    if let Some(sink) = old.finish(ts) {
+                    if let Some(sink) = old.finish(ts, &mut self.stats) {
                         done(sink, Release::Replaced);
                     }
                 } else if flow.ended_at.is_some() {
@@ -351,7 +351,7 @@ impl<S: StreamSink> FlowTable<S> {
             if live {
                 self.stats.flows_evicted += 1;
             }
-            if let Some(sink) = flow.finish(now) {
+            if let Some(sink) = flow.finish(now, &mut self.stats) {
                 done(
                     sink,
                     if live {
@@ -365,13 +365,16 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Ends the capture: flushes every live flow (missing bytes become gaps)
-    /// and hands back every sink, in no particular order.
-    pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) {
-        for (_, flow) in self.map {
-            if let Some(sink) = flow.finish(ts) {
+    /// and hands back every sink, in no particular order. Returns the final
+    /// counters (the flush may add gaps).
+    pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) -> ReassemblyStats {
+        let FlowTable { map, mut stats, .. } = self;
+        for (_, flow) in map {
+            if let Some(sink) = flow.finish(ts, &mut stats) {
                 done(sink, Release::CaptureEnd);
             }
         }
+        stats
     }
 }
 
@@ -471,10 +474,12 @@ impl<S: StreamSink> Flow<S> {
         let half = &mut self.halves[d];
         let mut seq = seg.seq;
         if seg.syn {
-            if half.syn_seq.is_none() || half.base.is_none() || half.off == 0 {
-                half.syn_seq = Some(seg.seq);
+            half.syn_seq.get_or_insert(seg.seq);
+            // The SYN fixes where the stream starts, unless bytes of it were
+            // already taken (a SYN-ACK captured after the first data): then
+            // the stream keeps its place.
+            if half.off == 0 && half.ooo.is_empty() {
                 half.base = Some(seg.seq.wrapping_add(1));
-                half.off = 0;
             }
             seq = seq.wrapping_add(1);
         }
@@ -503,6 +508,9 @@ impl<S: StreamSink> Flow<S> {
                 stats.retransmitted_segments += 1;
             }
         } else if len > 0 {
+            if start as u64 > half.off {
+                stats.out_of_order_segments += 1;
+            }
             accept(
                 half,
                 dir,
@@ -527,16 +535,15 @@ impl<S: StreamSink> Flow<S> {
     }
 
     /// The capture ended: flush what is pending and return the sink.
-    fn finish(mut self, ts: Ts) -> Option<S> {
+    fn finish(mut self, ts: Ts, stats: &mut ReassemblyStats) -> Option<S> {
         let mut sink = self.sink.take()?;
-        let mut stats = ReassemblyStats::default();
         for side in [Dir::A, Dir::B] {
             flush(
                 &mut self.halves[side.idx()],
                 side,
                 ts,
                 &mut sink,
-                &mut stats,
+                stats,
                 self.ignored,
             );
         }
@@ -572,8 +579,7 @@ fn accept<S: StreamSink>(
         drain(half, dir, sink, ignored);
         return;
     }
-    // Out of order: a hole before it.
-    stats.out_of_order_segments += 1;
+    // Out of order: a hole before it. (Counted by the caller, once.)
     if ignored {
         // Nobody reads these bytes: just move past the hole.
         half.off = end;
