@@ -14,7 +14,7 @@ use crate::close::{Settings, Severity};
 use crate::decode::{self, Skip};
 use crate::live::{self, LiveOptions};
 use crate::reassembly::Limits;
-use crate::report::{AnalysisStats, LimitsOut, Source, Summary};
+use crate::report::{AnalysisStats, KernelStats, LimitsOut, Source, Summary};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -229,6 +229,7 @@ pub fn analyze_readers(
             undecodable,
             truncated: st.truncated,
             corrupt_records: st.corrupt_records,
+            kernel: None,
         });
     }
     Ok((
@@ -430,6 +431,11 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
         undecodable: stats.undecodable,
         truncated: false,
         corrupt_records: 0,
+        kernel: Some(KernelStats {
+            received: stats.received,
+            dropped: stats.dropped,
+            if_dropped: stats.if_dropped,
+        }),
     };
     let timeout_s = settings.close_timeout.secs_since(Ts(0));
     let summary = summary_of(timeout_s, &limits, vec![source], connections, &astats);

@@ -44,6 +44,20 @@ pub struct Source {
     pub truncated: bool,
     /// Corrupt records skipped (reading resumed at the next good record).
     pub corrupt_records: u64,
+    /// Live capture: the kernel's counters (`null` for files).
+    pub kernel: Option<KernelStats>,
+}
+
+/// libpcap's statistics of a live capture.
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub struct KernelStats {
+    /// Packets that passed the filter, as the kernel counts them (on `lo`
+    /// each packet is seen twice, outgoing and incoming).
+    pub received: u64,
+    /// Dropped because the capture buffer was full.
+    pub dropped: u64,
+    /// Dropped by the interface or its driver.
+    pub if_dropped: u64,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -318,7 +332,12 @@ impl Summary {
                     src.not_tcp, src.undecodable
                 ));
             }
-            if let Some(d) = src.dropped {
+            if let Some(k) = src.kernel {
+                line.push_str(&format!(
+                    "; kernel: {} received, {} dropped, {} dropped by the interface",
+                    k.received, k.dropped, k.if_dropped
+                ));
+            } else if let Some(d) = src.dropped {
                 line.push_str(&format!("; {d} dropped"));
             }
             if src.corrupt_records > 0 {

@@ -322,6 +322,10 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
     assert_eq!(src["kind"], "interface");
     assert_eq!(src["name"], "lo");
     assert_eq!(src["dropped"], 0);
+    assert!(
+        src["kernel"]["received"].as_u64().unwrap_or(0) >= src["packets"].as_u64().unwrap_or(1)
+    );
+    assert_eq!(src["kernel"]["dropped"], 0);
     assert!(src["packets"].as_u64().unwrap_or(0) > 20);
     // Every decided connection was written as one line, once.
     let lines = std::fs::read_to_string(&jsonl).expect("jsonl");
