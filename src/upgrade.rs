@@ -162,8 +162,14 @@ fn headers(mut i: &[u8]) -> IResult<&[u8], Vec<(String, String)>> {
         if let Ok((rest, more)) = fold_line(i)
             && let Some(last) = out.last_mut()
         {
-            last.1.push(' ');
-            last.1.push_str(String::from_utf8_lossy(more).trim());
+            let more = String::from_utf8_lossy(more);
+            let more = more.trim();
+            if !more.is_empty() {
+                if !last.1.is_empty() {
+                    last.1.push(' ');
+                }
+                last.1.push_str(more);
+            }
             i = rest;
             continue;
         }
@@ -368,6 +374,15 @@ mod tests {
         );
         assert!(r.allows_rsv1());
         assert!(r.has_unknown_extension());
+    }
+
+    #[test]
+    fn blank_fold_lines_add_nothing() {
+        // Found by fuzzing: a fold line of only spaces left a trailing space.
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\n \r\nUpgrade: websocket\r\n\r\n";
+        let (_, r) = parse_request(req).unwrap();
+        assert_eq!(r.host.as_deref(), Some("x"));
+        assert!(r.upgrade_websocket);
     }
 
     #[test]
