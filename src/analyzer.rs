@@ -313,6 +313,7 @@ impl StreamSink for Session {
                 // The head is lost: look for frames after it.
                 ds.stage = Stage::Frames;
                 ds.dec = FrameDecoder::resyncing();
+                ws.tracker.set_response_lost();
             }
             Stage::Skip => {}
         }

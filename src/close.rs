@@ -329,6 +329,8 @@ pub struct Tracker {
     close_codes: Vec<(Option<u16>, u64)>,
     /// Extension rules for RSV bits: (RSV1 allowed, anything allowed).
     rsv_rules: (bool, bool),
+    /// The response head was cut by a capture gap.
+    response_lost: bool,
 }
 
 impl Tracker {
@@ -343,6 +345,11 @@ impl Tracker {
             self.rsv_rules = (r.allows_rsv1(), r.has_unknown_extension());
             self.upgrade.response = Some((ts, dir, r));
         }
+    }
+
+    /// The upgrade response was lost in a capture gap.
+    pub fn set_response_lost(&mut self) {
+        self.response_lost = true;
     }
 
     /// The connection was picked up without its handshake.
@@ -601,8 +608,19 @@ impl Tracker {
 
         // The handshake.
         let resp_status = self.upgrade.response.as_ref().map(|(_, _, r)| r.status);
-        let upgraded = resp_status == Some(101) || (self.midstream && resp_status.is_none());
-        let handshake = if self.upgrade.request.is_none() && self.upgrade.response.is_none() {
+        // A response lost to a capture gap, with frames after it: the
+        // upgrade evidently went through.
+        let frames_seen = self
+            .dirs
+            .iter()
+            .any(|d| d.masked.is_some() || d.unmasked.is_some());
+        let upgraded = resp_status == Some(101)
+            || (self.midstream && resp_status.is_none())
+            || (self.response_lost && resp_status.is_none() && frames_seen);
+        // With no request seen the capture started after the upgrade began:
+        // midstream, and no handshake to report (a 101 seen alone still
+        // sets the RSV rules).
+        let handshake = if self.upgrade.request.is_none() {
             None
         } else {
             let req = self.upgrade.request.as_ref();
@@ -654,8 +672,22 @@ impl Tracker {
         let client_close = self.dirs[cd.idx()].close.as_ref();
         let server_close = self.dirs[cd.other().idx()].close.as_ref();
         let tcp_end = self.tcp_end;
-        let mut handshake_s = None;
-        let mut idle_s = None;
+        // Rule 11: idle time up to the first close frame, else the TCP end;
+        // measured from the last frame before it, else the upgrade response,
+        // else (midstream) the first packet.
+        let idle_from = self
+            .last_frame
+            .or(self.upgrade.response.as_ref().map(|(t, _, _)| *t))
+            .or(self.upgrade.request.as_ref().map(|(t, _, _)| *t))
+            .unwrap_or(meta.first_ts);
+        let idle_to = self.first_close.map(|(_, t)| t).or(tcp_end.map(|e| e.2));
+        let idle_s = idle_to.map(|t| t.secs_since(idle_from));
+        let handshake_s = self.first_close.and_then(|(d, c1)| {
+            self.dirs[d.other().idx()]
+                .close
+                .as_ref()
+                .map(|c| c.ts.secs_since(c1))
+        });
 
         let outcome = if !upgraded {
             match (&self.upgrade.response, tcp_end) {
@@ -683,16 +715,10 @@ impl Tracker {
                 (None, None) => Outcome::Open,
             }
         } else {
-            let idle_from = self
-                .last_frame
-                .or(self.upgrade.response.as_ref().map(|(t, _, _)| *t))
-                .or(self.upgrade.request.as_ref().map(|(t, _, _)| *t))
-                .unwrap_or(meta.first_ts);
             match self.first_close {
                 None => {
                     if let Some(e) = tcp_end {
                         let idle = e.2.secs_since(idle_from);
-                        idle_s = Some(idle);
                         add(
                             Kind::AbnormalClosure,
                             Some(side(e.1)),
@@ -709,10 +735,8 @@ impl Tracker {
                     }
                 }
                 Some((d, c1)) => {
-                    idle_s = Some(c1.secs_since(idle_from));
                     let deadline = c1.saturating_add(timeout);
                     let answer = self.dirs[d.other().idx()].close.as_ref().map(|c| c.ts);
-                    handshake_s = answer.map(|a| a.secs_since(c1));
                     let silent = side(d.other());
                     if answer.is_some_and(|a| a <= deadline) {
                         Outcome::Clean
