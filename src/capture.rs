@@ -263,6 +263,20 @@ impl FileReader {
         }
     }
 
+    /// Bytes of the input read so far.
+    pub fn offset(&self) -> u64 {
+        self.file_off
+    }
+
+    /// The input's size, when known (a regular file).
+    pub fn size(&self) -> Option<u64> {
+        match &self.bytes {
+            Bytes::Map(m, _) => Some(m.len() as u64),
+            Bytes::Empty => Some(0),
+            Bytes::Stream { .. } => None,
+        }
+    }
+
     fn window(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Map(m, _) => &m[self.pos.min(m.len())..],

@@ -2,7 +2,7 @@
 //! and the file pipeline that drives the analyzer.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -168,9 +168,15 @@ pub fn analyze_readers(
     limits: Limits,
 ) -> Result<(Summary, Vec<String>), CaptureError> {
     let mut skipped = vec![(0u64, 0u64); readers.len()];
+    let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
     let mut analyzer = Analyzer::new(settings, limits);
+    let mut n: u64 = 0;
     while merged.advance()? {
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress.update(merged.readers());
+        }
         let (Some(src), Some(pkt)) = (merged.current_source(), merged.current()) else {
             break;
         };
@@ -181,6 +187,7 @@ pub fn analyze_readers(
             Err(_) => skipped[src].1 += 1,
         }
     }
+    progress.done();
     let (connections, stats) = analyzer.finish();
     let mut warnings = Vec::new();
     let timeout_s = settings.close_timeout.secs_since(Ts(0));
@@ -236,6 +243,44 @@ pub fn analyze_readers(
         summary_of(timeout_s, &limits, sources, connections, &stats),
         warnings,
     ))
+}
+
+/// Packets between two progress updates.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// Inputs smaller than this get no progress bar.
+const PROGRESS_MIN_BYTES: u64 = 256 << 20;
+
+/// A progress bar on stderr for long runs over big files, shown only when
+/// stderr is a terminal (never in scripts or CI logs).
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(readers: &[FileReader]) -> Progress {
+        let total: Option<u64> = readers.iter().map(FileReader::size).sum();
+        let show = io::stderr().is_terminal() && total.is_some_and(|t| t >= PROGRESS_MIN_BYTES);
+        Progress(show.then(|| {
+            let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        }))
+    }
+
+    fn update(&self, readers: &[FileReader]) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(readers.iter().map(FileReader::offset).sum());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The summary of a run, whatever fed it.
