@@ -1,0 +1,181 @@
+//! Inputs found by the fuzz targets (see fuzz/README.md), kept under
+//! `fuzz/artifacts-kept/<target>/` and fed through the same API as the
+//! target that found them.
+//!
+//! Every kept input is run through its target's API without panicking (the
+//! `*_kept_inputs_do_not_panic` tests pick up new files by themselves); each
+//! finding also has a test of the behaviour its fix gave.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use wsclose::capture::FileReader;
+use wsclose::cli::analyze_readers;
+use wsclose::close::Settings;
+use wsclose::frame::{FrameDecoder, parse_close_payload, parse_frame, parse_header};
+use wsclose::reassembly::Limits;
+use wsclose::upgrade::{accept_for_key, parse_request, parse_response, split_list};
+
+fn kept_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("artifacts-kept")
+        .join(target)
+}
+
+fn kept(target: &str, name: &str) -> Vec<u8> {
+    let p = kept_dir(target).join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Every kept input of a target (none is fine).
+fn all_kept(target: &str) -> Vec<(String, Vec<u8>)> {
+    let Ok(rd) = std::fs::read_dir(kept_dir(target)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, Vec<u8>)> = rd
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The pipeline target: capture bytes to the JSON summary (None when the
+/// input is not a capture).
+fn analyze(bytes: &[u8]) -> Option<Value> {
+    let reader =
+        FileReader::from_reader("fuzz", Box::new(std::io::Cursor::new(bytes.to_vec()))).ok()?;
+    let (summary, _) =
+        analyze_readers(vec![reader], Settings::default(), Limits::default()).ok()?;
+    let mut json = Vec::new();
+    summary.write_json(&mut json).unwrap();
+    summary.write_tables(&mut Vec::new()).unwrap();
+    Some(serde_json::from_slice(&json).unwrap())
+}
+
+fn only_connection(v: &Value) -> &Value {
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{v:#}");
+    &conns[0]
+}
+
+fn finding_kinds(c: &Value) -> Vec<String> {
+    c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// No panics, whatever was kept
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pipeline_kept_inputs_do_not_panic() {
+    for (name, bytes) in all_kept("pipeline") {
+        eprintln!("pipeline: {name}");
+        let _ = analyze(&bytes);
+    }
+}
+
+#[test]
+fn upgrade_kept_inputs_do_not_panic() {
+    for (name, bytes) in all_kept("upgrade") {
+        eprintln!("upgrade: {name}");
+        let _ = parse_request(&bytes);
+        let _ = parse_response(&bytes);
+        let s = String::from_utf8_lossy(&bytes);
+        let _ = split_list(&s);
+        let _ = accept_for_key(&s);
+    }
+}
+
+#[test]
+fn frame_kept_inputs_do_not_panic() {
+    for target in ["frame_header", "close_payload"] {
+        for (name, bytes) in all_kept(target) {
+            eprintln!("{target}: {name}");
+            let _ = parse_header(&bytes);
+            let _ = parse_frame(&bytes);
+            let _ = parse_close_payload(&bytes);
+            let mut d = FrameDecoder::new();
+            d.feed(&bytes, &mut |_| {});
+            d.gap(1);
+            d.feed(&bytes, &mut |_| {});
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// F1 (upgrade): a blank obs-fold line left a space in the header value
+// ---------------------------------------------------------------------------
+
+#[test]
+fn upgrade_blank_fold_lines_leave_values_trimmed() {
+    let bytes = kept("upgrade", "blank-fold-trailing-space");
+    let (rest, req) = parse_request(&bytes).expect("a complete request");
+    assert!(rest.is_empty());
+    assert!(req.upgrade_websocket);
+    assert_eq!(req.host.as_deref(), Some("x"));
+    assert_eq!(req.key.as_deref(), Some("dGhlIHNhbXBsZSBub25jZQ=="));
+    // A fold after an empty value must not start the value with a space.
+    let (_, req) = parse_request(b"GET / HTTP/1.1\r\nHost:\r\n x\r\n\r\n").unwrap();
+    assert_eq!(req.host.as_deref(), Some("x"));
+}
+
+// ---------------------------------------------------------------------------
+// F2 (pipeline): no 101 seen, yet close frames
+// ---------------------------------------------------------------------------
+
+#[test]
+fn lost_101_response_with_a_clean_close_is_clean() {
+    // SYN, request, the server's 101 missing from the capture (the client
+    // acknowledges it), a text frame from the server, close 1000 both ways,
+    // FINs.
+    let v = analyze(&kept("pipeline", "lost-101-response.pcap")).unwrap();
+    let c = only_connection(&v);
+    assert_eq!(c["close"]["outcome"], "clean", "{c:#}");
+    assert!(c["close"]["handshake_s"].is_number(), "{c:#}");
+    assert!(c["close"]["idle_s"].is_number(), "{c:#}");
+    let kinds = finding_kinds(c);
+    assert!(kinds.contains(&"capture_gap".to_string()), "{kinds:?}");
+    assert!(
+        !kinds.contains(&"handshake_rejected".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn close_frame_before_any_response_has_an_idle_time() {
+    // Request, no response, then a close frame from the client; TCP open.
+    let v = analyze(&kept("pipeline", "close-before-response.pcap")).unwrap();
+    let c = only_connection(&v);
+    assert_eq!(c["close"]["initiator"], "client", "{c:#}");
+    // Rule 11: a close frame was sent, so idle_s is a number.
+    assert!(c["close"]["idle_s"].is_number(), "{c:#}");
+}
+
+// ---------------------------------------------------------------------------
+// F3 (pipeline): a 101 response without its request
+// ---------------------------------------------------------------------------
+
+#[test]
+fn response_without_request_is_midstream_with_a_null_handshake() {
+    // The contract's invariant: `handshake` is null iff `midstream`.
+    let v = analyze(&kept("pipeline", "response-without-request.pcap")).unwrap();
+    let c = only_connection(&v);
+    assert!(finding_kinds(c).contains(&"midstream".to_string()), "{c:#}");
+    assert!(c["handshake"].is_null(), "{c:#}");
+    assert_eq!(c["close"]["initiator"], "server", "{c:#}");
+    assert_eq!(c["close"]["outcome"], "pending", "{c:#}");
+    assert!(c["close"]["idle_s"].is_number(), "{c:#}");
+}
