@@ -426,8 +426,12 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
         write: args.write.clone(),
     };
     let mut analyzer = Analyzer::new_live(settings, limits);
-    let mut write_lines = |decided: Vec<crate::analyzer::Decided>| -> io::Result<()> {
-        if let Some(w) = jsonl.as_mut() {
+    let stop_writer = std::sync::Arc::clone(&stop);
+    let mut write_lines = move |decided: Vec<crate::analyzer::Decided>| -> io::Result<()> {
+        let Some(w) = jsonl.as_mut() else {
+            return Ok(());
+        };
+        let mut put = || -> io::Result<()> {
             for c in &decided {
                 // One write per line, so a reader (`tail -f`, jq) never
                 // sees half a line.
@@ -438,8 +442,18 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
             if !decided.is_empty() {
                 w.flush()?;
             }
+            Ok(())
+        };
+        match put() {
+            // `--jsonl - | head`: the reader is gone; stop capturing and
+            // finish quietly, like a closed stdout does for `analyze`.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                jsonl = None;
+                stop_writer.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            r => r,
         }
-        Ok(())
     };
     let stats = live::run(
         &opts,

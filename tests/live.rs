@@ -231,10 +231,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{echo}/clean"))
             .await
             .expect("connect");
-        let port = match ws.get_ref() {
-            tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().expect("addr").port(),
-            _ => unreachable!("plain TCP"),
-        };
+        let port = local_port(&ws);
         ws.send(Message::text("hello")).await.expect("send");
         let echoed = ws.next().await.expect("echo").expect("echo ok");
         assert_eq!(echoed.into_text().expect("text").as_str(), "hello");
@@ -258,10 +255,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
             tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{silent}/silent"))
                 .await
                 .expect("connect");
-        let port = match ws.get_ref() {
-            tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().expect("addr").port(),
-            _ => unreachable!("plain TCP"),
-        };
+        let port = local_port(&ws);
         ws.send(Message::Close(Some(CloseFrame {
             code: CloseCode::Away,
             reason: "leaving".into(),
@@ -293,10 +287,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{echo}/drop"))
             .await
             .expect("connect");
-        let port = match ws.get_ref() {
-            tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().expect("addr").port(),
-            _ => unreachable!("plain TCP"),
-        };
+        let port = local_port(&ws);
         ws.send(Message::text("then gone")).await.expect("send");
         let _ = ws.next().await;
         drop(ws);
@@ -459,4 +450,57 @@ fn interfaces_lists_loopback() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("lo") && text.contains("loopback"), "{text}");
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The client's own port (what wsclose reports as the client).
+fn local_port(ws: &Client) -> u16 {
+    match ws.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().expect("addr").port(),
+        _ => unreachable!("plain TCP"),
+    }
+}
+
+/// One clean echo exchange; returns the client's port.
+fn clean_exchange(rt: &tokio::runtime::Runtime, port: u16) -> u16 {
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+            .await
+            .expect("connect");
+        let local = local_port(&ws);
+        ws.send(Message::text("x")).await.expect("send");
+        let _ = ws.next().await;
+        ws.close(None).await.expect("close");
+        while let Some(Ok(_)) = ws.next().await {}
+        local
+    })
+}
+
+#[test]
+fn jsonl_reader_going_away_stops_the_capture_quietly() {
+    require_root!();
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let echo = echo_server(&rt);
+    let filter = format!("tcp port {echo}");
+    let mut sniffer = Sniffer::start(&["-i", "lo", "-f", &filter, "--jsonl", "-"]);
+    let mut lines = BufReader::new(sniffer.child.stdout.take().expect("stdout")).lines();
+    clean_exchange(&rt, echo);
+    let first = lines.next().expect("a line").expect("read");
+    assert!(first.contains("\"outcome\":\"clean\""), "{first}");
+    // Like `| head -1`: the reader goes away.
+    drop(lines);
+    let started = Instant::now();
+    while sniffer.child.try_wait().expect("wait").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sniff kept running"
+        );
+        clean_exchange(&rt, echo);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = sniffer.wait();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
 }
