@@ -93,16 +93,23 @@ impl Sniffer {
 }
 
 /// Waits until the JSON-lines file has a line for the client on `port`.
-fn wait_for_line(path: &Path, port: u16, within: Duration) -> Value {
+/// Connections are told apart by both ports: the kernel may give two clients
+/// the same ephemeral port when they talk to different servers.
+fn wait_for_line(path: &Path, (port, server): (u16, u16), within: Duration) -> Value {
     let deadline = Instant::now() + within;
     let suffix = format!(":{port}");
+    let server_suffix = format!(":{server}");
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
             // Only whole lines: the writer may be in the middle of one.
             let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
             for line in whole.lines() {
                 let v: Value = serde_json::from_str(line).expect("each line is one JSON object");
-                if v["client"].as_str().is_some_and(|c| c.ends_with(&suffix)) {
+                if v["client"].as_str().is_some_and(|c| c.ends_with(&suffix))
+                    && v["server"]
+                        .as_str()
+                        .is_some_and(|c| c.ends_with(&server_suffix))
+                {
                     return v;
                 }
             }
@@ -182,19 +189,20 @@ fn silent_server(hold: Duration) -> u16 {
     port
 }
 
-fn outcome_by_port(summary: &Value) -> Vec<(u16, String)> {
-    let mut v: Vec<(u16, String)> = summary["connections"]
+fn outcome_by_port(summary: &Value) -> Vec<((u16, u16), String)> {
+    let port = |a: &Value| -> u16 {
+        a.as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    };
+    let mut v: Vec<((u16, u16), String)> = summary["connections"]
         .as_array()
         .expect("connections")
         .iter()
         .map(|c| {
-            let port = c["client"]
-                .as_str()
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-                .expect("client port");
             (
-                port,
+                (port(&c["client"]), port(&c["server"])),
                 c["close"]["outcome"].as_str().unwrap_or("").to_string(),
             )
         })
@@ -244,7 +252,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         while let Some(Ok(_)) = ws.next().await {}
         port
     });
-    let line = wait_for_line(&jsonl, clean_port, Duration::from_secs(5));
+    let line = wait_for_line(&jsonl, (clean_port, echo), Duration::from_secs(5));
     assert_eq!(line["close"]["outcome"], "clean", "{line}");
     assert_eq!(line["close"]["client_frame"]["code"], 1000);
 
@@ -271,7 +279,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         });
         (port, Instant::now())
     });
-    let line = wait_for_line(&jsonl, timeout_port, Duration::from_secs(3));
+    let line = wait_for_line(&jsonl, (timeout_port, silent), Duration::from_secs(3));
     assert_eq!(line["close"]["outcome"], "timeout", "{line}");
     assert_eq!(
         line["close"]["tcp_end"]["kind"], "none",
@@ -293,7 +301,7 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         drop(ws);
         port
     });
-    let line = wait_for_line(&jsonl, abnormal_port, Duration::from_secs(5));
+    let line = wait_for_line(&jsonl, (abnormal_port, echo), Duration::from_secs(5));
     assert_eq!(line["close"]["outcome"], "abnormal", "{line}");
 
     // Ctrl-C: the full summary is still written.
@@ -303,9 +311,9 @@ fn sniff_reports_clean_timeout_and_abnormal_live() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("--json written"))
             .expect("json");
     let mut want = vec![
-        (clean_port, "clean".to_string()),
-        (timeout_port, "timeout".to_string()),
-        (abnormal_port, "abnormal".to_string()),
+        ((clean_port, echo), "clean".to_string()),
+        ((timeout_port, silent), "timeout".to_string()),
+        ((abnormal_port, echo), "abnormal".to_string()),
     ];
     want.sort();
     assert_eq!(outcome_by_port(&summary), want);
