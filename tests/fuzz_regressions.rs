@@ -179,3 +179,36 @@ fn response_without_request_is_midstream_with_a_null_handshake() {
     assert_eq!(c["close"]["outcome"], "pending", "{c:#}");
     assert!(c["close"]["idle_s"].is_number(), "{c:#}");
 }
+
+// ---------------------------------------------------------------------------
+// F4 (pipeline): the capture's clock runs backwards between two connections
+// ---------------------------------------------------------------------------
+
+#[test]
+fn clock_running_backwards_between_connections_lists_both() {
+    // Connection A's SYN at t=1000, then (later in the file) B's at t=999.
+    let v = analyze(&kept("pipeline", "clock-backwards-two-connections.pcap")).unwrap();
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{v:#}");
+    for (i, c) in conns.iter().enumerate() {
+        assert_eq!(c["id"], i as u64 + 1, "{v:#}");
+    }
+}
+
+#[test]
+fn connections_are_numbered_in_order_of_arrival_when_the_clock_runs_backwards() {
+    // F4. Contract rule 19: a packet older than the one before it is taken in
+    // order of arrival. The second SYN of this capture is stamped a second
+    // before the first one: it is still connection 2, with the earlier
+    // first_ts.
+    let v = analyze(&kept("pipeline", "clock-backwards-two-connections.pcap")).unwrap();
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{v:#}");
+    assert_eq!(conns[0]["client"], "10.0.0.1:51001", "{v:#}");
+    assert_eq!(conns[1]["client"], "10.0.0.1:51002", "{v:#}");
+    let (a, b) = (
+        conns[0]["first_ts"].as_f64().unwrap(),
+        conns[1]["first_ts"].as_f64().unwrap(),
+    );
+    assert!(b < a, "the second arrived stamped earlier: {a} {b}");
+}
