@@ -585,30 +585,20 @@ fn accept<S: StreamSink>(
         half.off = end;
         return;
     }
-    if half.acked >= start {
-        // The peer already acknowledged the hole: the capture lost it.
-        skip_to(half, dir, ts, start, sink, stats, ignored);
-        accept(
-            half,
-            dir,
-            ts,
-            start,
-            payload,
-            sink,
-            limits,
-            buffered_total,
-            stats,
-            ignored,
-        );
-        return;
-    }
-    let over_dir = half.ooo_bytes + payload.len() > limits.max_buffered_per_dir;
-    let over_total = buffered_total + payload.len() > limits.max_buffered_total;
-    if over_dir || over_total {
-        // No room to wait for the hole: give it up.
+    // Give the hole up when the peer already acknowledged it (the capture
+    // lost those bytes) or when there is no room to wait for it.
+    let skip_target = if half.acked >= start {
+        Some(start)
+    } else if half.ooo_bytes + payload.len() > limits.max_buffered_per_dir
+        || buffered_total + payload.len() > limits.max_buffered_total
+    {
         stats.holes_given_up += 1;
-        let first = half.ooo.keys().next().copied().unwrap_or(start).min(start);
-        skip_to(half, dir, ts, first, sink, stats, ignored);
+        Some(half.ooo.keys().next().copied().unwrap_or(start).min(start))
+    } else {
+        None
+    };
+    if let Some(target) = skip_target {
+        skip_to(half, dir, ts, target, sink, stats, ignored);
         accept(
             half,
             dir,
