@@ -296,12 +296,11 @@ impl StreamSink for Session {
     }
 
     fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64) {
+        // A head cut by a gap cannot be read: start over on what follows.
+        self.head[dir.idx()] = Vec::new();
         if self.mode != Mode::WebSocket {
-            // A head cut by a gap cannot be read: start over on what follows.
-            self.head[dir.idx()] = Vec::new();
             return;
         }
-        self.head[dir.idx()] = Vec::new();
         let ws = self.ws();
         ws.tracker.gap(dir, ts, len);
         let ds = &mut ws.dirs[dir.idx()];
@@ -440,8 +439,7 @@ impl Analyzer {
             return;
         };
         if s.seq == 0 && s.is_listed() {
-            l.listed += 1;
-            s.seq = l.listed;
+            s.seq = l.number();
         }
         if s.emitted || s.seq == 0 {
             return;
@@ -511,8 +509,8 @@ impl Analyzer {
 
     /// Ends the capture: decides every connection still open and returns
     /// all listed connections, numbered in order of their first packet.
-    /// In live mode the connections not yet decided are left for
-    /// [`Analyzer::take_decided`]... see [`Analyzer::finish_live`].
+    /// (In live mode, [`Analyzer::finish_live`] also returns those not yet
+    /// reported as decided.)
     pub fn finish(self) -> (Vec<ConnectionReport>, AnalyzerStats) {
         let (reports, stats, _) = self.finish_live();
         (reports, stats)
@@ -537,13 +535,7 @@ impl Analyzer {
                 if let Some(l) = live.as_mut()
                     && !s.emitted
                 {
-                    let seq = if s.seq == 0 {
-                        l.listed += 1;
-                        l.listed
-                    } else {
-                        s.seq
-                    };
-                    l.decide(r.clone(), seq);
+                    l.decide(r.clone(), s.seq);
                 }
                 reports.push(r);
             }
@@ -564,8 +556,17 @@ impl Analyzer {
 }
 
 impl Live {
+    /// The next number among listed connections.
+    fn number(&mut self) -> u64 {
+        self.listed += 1;
+        self.listed
+    }
+
+    /// Reports a decided connection under its number (`seq`, or a new one
+    /// for a connection that became listed only as it was released, when
+    /// the last buffered bytes were flushed).
     fn decide(&mut self, mut r: ConnectionReport, seq: u64) {
-        r.id = seq;
+        r.id = if seq == 0 { self.number() } else { seq };
         self.decided.push(r);
     }
 }

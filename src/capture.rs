@@ -34,6 +34,20 @@ const LIBPCAP_MAX_SNAPLEN: u32 = 262_144;
 /// Corrupt-record messages kept per input (the rest are only counted).
 const MAX_NOTES: usize = 10;
 
+/// A pcapng section header block's type: the same in either byte order.
+const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// The byte order of a block at the start of `w`: a section header says its
+/// own (its byte-order magic), other blocks follow their section's.
+/// `None` while a section header's magic is not all there.
+fn block_big_endian(w: &[u8], section_be: bool) -> Option<bool> {
+    if w.get(..4)? == SHB_MAGIC {
+        Some(w.get(8..12)? == [0x1a, 0x2b, 0x3c, 0x4d])
+    } else {
+        Some(section_be)
+    }
+}
+
 /// An input that cannot be read. Its text is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {msg}")]
@@ -226,7 +240,7 @@ impl FileReader {
         if w.is_empty() {
             return Err(err(name, "empty file"));
         }
-        if w.len() >= 4 && w[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        if w.len() >= 4 && w[..4] == SHB_MAGIC {
             r.format = Format::PcapNg {
                 big_endian: false,
                 ifaces: Vec::new(),
@@ -403,15 +417,7 @@ impl FileReader {
                         // A record claiming more than the input holds: the
                         // file's end, or a corrupt length mid-file with good
                         // records after it.
-                        if self.resync().map_err(|e| err(&self.name, e.to_string()))? {
-                            self.stats.corrupt_records += 1;
-                            if self.stats.notes.len() < MAX_NOTES {
-                                self.stats.notes.push(format!(
-                                    "record at byte offset {at} claims more bytes than the input holds: skipped {} byte(s), reading on from byte offset {}",
-                                    self.file_off - at,
-                                    self.file_off
-                                ));
-                            }
+                        if self.skip_corrupt(at, "claims more bytes than the input holds")? {
                             continue;
                         }
                         self.stats.stopped = Some(format!(
@@ -423,16 +429,7 @@ impl FileReader {
                 Step::End => return Ok(false),
                 Step::Corrupt(why) => {
                     let at = self.file_off;
-                    if self.resync().map_err(|e| err(&self.name, e.to_string()))? {
-                        self.stats.corrupt_records += 1;
-                        self.stats.truncated = true;
-                        if self.stats.notes.len() < MAX_NOTES {
-                            self.stats.notes.push(format!(
-                                "corrupt record at byte offset {at} ({why}): skipped {} byte(s), reading on from byte offset {}",
-                                self.file_off - at,
-                                self.file_off
-                            ));
-                        }
+                    if self.skip_corrupt(at, &format!("is corrupt: {why}"))? {
                         continue;
                     }
                     self.stop(format!(
@@ -442,6 +439,25 @@ impl FileReader {
                 }
             }
         }
+    }
+
+    /// Skips the bad record at `at` (`what` says what is wrong with it) by
+    /// resynchronising; counts and notes it. False when no good record
+    /// follows.
+    fn skip_corrupt(&mut self, at: u64, what: &str) -> Result<bool, CaptureError> {
+        if !self.resync().map_err(|e| err(&self.name, e.to_string()))? {
+            return Ok(false);
+        }
+        self.stats.corrupt_records += 1;
+        self.stats.truncated = true;
+        if self.stats.notes.len() < MAX_NOTES {
+            self.stats.notes.push(format!(
+                "the record at byte offset {at} {what}: skipped {} byte(s), reading on from byte offset {}",
+                self.file_off - at,
+                self.file_off
+            ));
+        }
+        Ok(true)
     }
 
     /// After a corrupt record: moves on to the next place where a record
@@ -514,12 +530,8 @@ impl FileReader {
                 ok.then_some(if *modified { 24 } else { 16 } + caplen as usize)
             }
             Format::PcapNg { big_endian, ifaces } => {
-                let shb = w.get(..4)? == [0x0a, 0x0d, 0x0d, 0x0a];
-                let be = if shb {
-                    w.get(8..12)? == [0x1a, 0x2b, 0x3c, 0x4d]
-                } else {
-                    *big_endian
-                };
+                let shb = w.get(..4)? == SHB_MAGIC;
+                let be = block_big_endian(w, *big_endian)?;
                 let kind = u32_at(0, be)?;
                 let len = u32_at(4, be)? as usize;
                 let known = shb || matches!(kind, 1 | 3 | 4 | 5 | 6 | 9 | 10 | 0xBAD | 0x4000_0BAD);
@@ -614,14 +626,9 @@ impl FileReader {
                 }
             }
             Format::PcapNg { big_endian, ifaces } => {
-                let is_shb = w.len() >= 4 && w[..4] == [0x0a, 0x0d, 0x0d, 0x0a];
+                let is_shb = w.len() >= 4 && w[..4] == SHB_MAGIC;
                 if w.len() >= 8 {
-                    // A section header tells its own byte order.
-                    let be = if is_shb {
-                        w.len() >= 12 && w[8..12] == [0x1a, 0x2b, 0x3c, 0x4d]
-                    } else {
-                        *big_endian
-                    };
+                    let be = block_big_endian(w, *big_endian).unwrap_or(false);
                     let blen = if be {
                         u32::from_be_bytes([w[4], w[5], w[6], w[7]])
                     } else {

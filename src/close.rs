@@ -241,6 +241,8 @@ struct Seen {
     dir: Option<Dir>,
     ts: Ts,
     count: u64,
+    /// Bytes concerned in all (capture gaps: bytes missing).
+    bytes: u64,
     detail: String,
 }
 
@@ -359,25 +361,37 @@ impl Tracker {
         self.rsv_rules = (true, false);
     }
 
-    pub fn is_midstream(&self) -> bool {
-        self.midstream
-    }
-
-    fn note(&mut self, kind: Kind, dir: Option<Dir>, ts: Ts, detail: impl FnOnce() -> String) {
-        if let Some(s) = self
+    /// Records one occurrence: the first keeps its time and details, the
+    /// others are counted (one finding per kind and side, rule 6).
+    fn note(
+        &mut self,
+        kind: Kind,
+        dir: Option<Dir>,
+        ts: Ts,
+        detail: impl FnOnce() -> String,
+    ) -> &mut Seen {
+        let at = self
             .seen
-            .iter_mut()
-            .find(|s| s.kind == kind && s.dir == dir)
-        {
-            s.count += 1;
-        } else {
-            self.seen.push(Seen {
-                kind,
-                dir,
-                ts,
-                count: 1,
-                detail: detail(),
-            });
+            .iter()
+            .position(|s| s.kind == kind && s.dir == dir);
+        match at {
+            Some(i) => {
+                let s = &mut self.seen[i];
+                s.count += 1;
+                s
+            }
+            None => {
+                self.seen.push(Seen {
+                    kind,
+                    dir,
+                    ts,
+                    count: 1,
+                    bytes: 0,
+                    detail: detail(),
+                });
+                let last = self.seen.len() - 1;
+                &mut self.seen[last]
+            }
         }
     }
 
@@ -495,24 +509,8 @@ impl Tracker {
 
     /// `len` bytes of `dir` missing from the capture.
     pub fn gap(&mut self, dir: Dir, ts: Ts, len: u64) {
-        if let Some(s) = self
-            .seen
-            .iter_mut()
-            .find(|s| s.kind == Kind::CaptureGap && s.dir == Some(dir))
-        {
-            s.count += 1;
-            // Keep the running total of missing bytes in the detail.
-            let total = s.detail.parse::<u64>().unwrap_or(0).saturating_add(len);
-            s.detail = total.to_string();
-        } else {
-            self.seen.push(Seen {
-                kind: Kind::CaptureGap,
-                dir: Some(dir),
-                ts,
-                count: 1,
-                detail: len.to_string(),
-            });
-        }
+        let s = self.note(Kind::CaptureGap, Some(dir), ts, String::new);
+        s.bytes = s.bytes.saturating_add(len);
     }
 
     pub fn fin(&mut self, dir: Dir, ts: Ts) {
@@ -625,21 +623,18 @@ impl Tracker {
         } else {
             let req = self.upgrade.request.as_ref();
             let resp = self.upgrade.response.as_ref();
-            let accept_valid = match (
-                req.and_then(|(_, _, r)| r.key.as_deref()),
-                resp.and_then(|(_, _, r)| r.accept.as_deref()),
-            ) {
-                (Some(k), Some(a)) => Some(accept_for_key(k) == a.trim()),
+            let want = req
+                .and_then(|(_, _, r)| r.key.as_deref())
+                .map(accept_for_key);
+            let got = resp.and_then(|(_, _, r)| r.accept.as_deref());
+            let accept_valid = match (&want, got) {
+                (Some(w), Some(g)) => Some(w == g.trim()),
                 _ => None,
             };
-            if let (Some(false), Some((ts, _, r))) = (accept_valid, resp)
+            if let (Some(false), Some((ts, _, r)), Some(got), Some(want)) =
+                (accept_valid, resp, got, &want)
                 && r.status == 101
             {
-                let got = r.accept.clone().unwrap_or_default();
-                let want = req
-                    .and_then(|(_, _, r)| r.key.as_deref())
-                    .map(accept_for_key)
-                    .unwrap_or_default();
                 add(
                     Kind::InvalidAccept,
                     Some(Side::Server),
@@ -844,7 +839,7 @@ impl Tracker {
             let msg = match s.kind {
                 Kind::CaptureGap => format!(
                     "{} byte(s) sent by the {} are missing from the capture ({} gap(s), first at {:.6}); the analysis after it may be incomplete",
-                    s.detail,
+                    s.bytes,
                     who,
                     s.count,
                     secs(s.ts)

@@ -188,8 +188,7 @@ impl Half {
 #[derive(Debug)]
 pub struct Flow<S> {
     halves: [Half; 2],
-    /// `None` once the sink was handed back (replaced flows only).
-    sink: Option<S>,
+    sink: S,
     last_ts: Ts,
     /// When the TCP connection ended (both FINs, or an RST). The flow stays
     /// a while so late packets (the last ACK) still count as its own.
@@ -262,15 +261,11 @@ impl<S: StreamSink> FlowTable<S> {
                     let old = std::mem::replace(flow, Box::new(Flow::new(new_sink(&key, dir, ts))));
                     self.stats.flows += 1;
                     self.buffered_total -= old.buffered();
-                    if let Some(sink) = old.finish(ts, &mut self.stats) {
-                        done(sink, Release::Replaced);
-                    }
+                    done(old.finish(ts, &mut self.stats), Release::Replaced);
                 } else if flow.ended_at.is_some() {
                     self.stats.packets_after_end += 1;
                     flow.last_ts = ts;
-                    if let Some(sink) = flow.sink.as_mut() {
-                        sink.on_packet(dir, ts, seg);
-                    }
+                    flow.sink.on_packet(dir, ts, seg);
                     return None;
                 }
                 flow
@@ -300,12 +295,12 @@ impl<S: StreamSink> FlowTable<S> {
             self.buffered_total -= flow.buffered();
             flow.drop_buffers();
         }
-        flow.sink.as_mut().map(|s| (s, ended_now))
+        Some((&mut flow.sink, ended_now))
     }
 
     /// The sink of a live flow, by key (for timers).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut S> {
-        self.map.get_mut(key).and_then(|f| f.sink.as_mut())
+        self.map.get_mut(key).map(|f| &mut f.sink)
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
@@ -316,9 +311,7 @@ impl<S: StreamSink> FlowTable<S> {
             .map
             .extract_if(|_, f| f.ended_at.is_some_and(|e| now.saturating_sub(e) >= linger))
         {
-            if let Some(sink) = flow.sink {
-                done(sink, Release::Ended);
-            }
+            done(flow.sink, Release::Ended);
         }
     }
 
@@ -351,16 +344,12 @@ impl<S: StreamSink> FlowTable<S> {
             if live {
                 self.stats.flows_evicted += 1;
             }
-            if let Some(sink) = flow.finish(now, &mut self.stats) {
-                done(
-                    sink,
-                    if live {
-                        Release::Evicted
-                    } else {
-                        Release::Ended
-                    },
-                );
-            }
+            let why = if live {
+                Release::Evicted
+            } else {
+                Release::Ended
+            };
+            done(flow.finish(now, &mut self.stats), why);
         }
     }
 
@@ -370,9 +359,7 @@ impl<S: StreamSink> FlowTable<S> {
     pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) -> ReassemblyStats {
         let FlowTable { map, mut stats, .. } = self;
         for (_, flow) in map {
-            if let Some(sink) = flow.finish(ts, &mut stats) {
-                done(sink, Release::CaptureEnd);
-            }
+            done(flow.finish(ts, &mut stats), Release::CaptureEnd);
         }
         stats
     }
@@ -382,7 +369,7 @@ impl<S: StreamSink> Flow<S> {
     fn new(sink: S) -> Self {
         Flow {
             halves: [Half::default(), Half::default()],
-            sink: Some(sink),
+            sink,
             last_ts: Ts(0),
             ended_at: None,
             rst: false,
@@ -412,8 +399,8 @@ impl<S: StreamSink> Flow<S> {
         if h.syn_seq == Some(seq) {
             return false;
         }
+        // An RST sets `ended_at` too.
         self.ended_at.is_some()
-            || self.rst
             || self.halves.iter().any(|h| h.fin.is_some())
             || h.syn_seq.is_some()
     }
@@ -427,17 +414,12 @@ impl<S: StreamSink> Flow<S> {
         buffered_total: usize,
         stats: &mut ReassemblyStats,
     ) {
-        let Some(sink) = self.sink.as_mut() else {
-            return;
-        };
-        sink.on_packet(dir, ts, seg);
-        if !self.ignored && !sink.wants_data() {
+        self.sink.on_packet(dir, ts, seg);
+        if !self.ignored && !self.sink.wants_data() {
             self.ignored = true;
-            for h in &mut self.halves {
-                h.ooo.clear();
-                h.ooo_bytes = 0;
-            }
+            self.drop_buffers();
         }
+        let sink = &mut self.sink;
         let d = dir.idx();
 
         if seg.rst {
@@ -534,20 +516,20 @@ impl<S: StreamSink> Flow<S> {
         }
     }
 
-    /// The capture ended: flush what is pending and return the sink.
-    fn finish(mut self, ts: Ts, stats: &mut ReassemblyStats) -> Option<S> {
-        let mut sink = self.sink.take()?;
+    /// The flow is over (capture end, eviction, replacement): flush what is
+    /// pending, missing bytes as gaps, and return the sink.
+    fn finish(mut self, ts: Ts, stats: &mut ReassemblyStats) -> S {
         for side in [Dir::A, Dir::B] {
             flush(
                 &mut self.halves[side.idx()],
                 side,
                 ts,
-                &mut sink,
+                &mut self.sink,
                 stats,
                 self.ignored,
             );
         }
-        Some(sink)
+        self.sink
     }
 }
 
