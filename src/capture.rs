@@ -125,13 +125,46 @@ struct Current {
     record_len: usize,
 }
 
-/// Counters of one input, for the report's `sources`.
-#[derive(Debug, Clone, Default)]
-pub struct SourceStats {
+/// What an input delivered, file or interface: the packet counts of its
+/// `sources` entry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketCounts {
+    /// Every packet record, decodable or not.
     pub packets: u64,
+    /// Captured bytes.
     pub bytes: u64,
     pub first_ts: Option<Ts>,
     pub last_ts: Option<Ts>,
+    /// Packets of other protocols, skipped.
+    pub not_tcp: u64,
+    /// Packets that did not decode, skipped.
+    pub undecodable: u64,
+}
+
+impl PacketCounts {
+    /// A packet of `captured` bytes at `ts`.
+    pub fn record(&mut self, ts: Ts, captured: usize) {
+        self.packets += 1;
+        self.bytes += captured as u64;
+        self.first_ts.get_or_insert(ts);
+        self.last_ts = Some(ts);
+    }
+
+    /// A packet that gave no TCP segment: of another protocol, or not
+    /// decodable.
+    pub fn skipped(&mut self, not_tcp: bool) {
+        if not_tcp {
+            self.not_tcp += 1;
+        } else {
+            self.undecodable += 1;
+        }
+    }
+}
+
+/// Counters of one input file, for the report's `sources`.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub counts: PacketCounts,
     pub link_types: Vec<Linktype>,
     /// A record was cut short at the end (what was read is analysed).
     pub truncated: bool,
@@ -389,10 +422,7 @@ impl FileReader {
                 Step::Packet(c) => {
                     let ts = c.ts;
                     self.last_ts = ts;
-                    self.stats.packets += 1;
-                    self.stats.bytes += c.data_len as u64;
-                    self.stats.first_ts.get_or_insert(ts);
-                    self.stats.last_ts = Some(ts);
+                    self.stats.counts.record(ts, c.data_len);
                     self.cur = Some(c);
                     return Ok(true);
                 }
@@ -793,6 +823,11 @@ impl Merged {
         self.current
     }
 
+    /// The counts of input `i` (to note a packet that gave no segment).
+    pub fn counts_mut(&mut self, i: usize) -> Option<&mut PacketCounts> {
+        self.readers.get_mut(i).map(|r| &mut r.stats.counts)
+    }
+
     pub fn readers(&self) -> &[FileReader] {
         &self.readers
     }
@@ -856,7 +891,10 @@ mod tests {
             assert_eq!(pk.len(), 2);
             assert_eq!(pk[0].0, Ts(10_000_000_000 + 5 * unit));
             assert_eq!(pk[1].1, b"cde");
-            assert_eq!((st.packets, st.bytes, st.truncated), (2, 5, false));
+            assert_eq!(
+                (st.counts.packets, st.counts.bytes, st.truncated),
+                (2, 5, false)
+            );
         }
     }
 

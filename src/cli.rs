@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats};
-use crate::capture::{CaptureError, FileReader, Merged};
+use crate::capture::{CaptureError, FileReader, Merged, PacketCounts};
 use crate::close::{Settings, Severity};
 use crate::decode::{self, Skip};
 use crate::live::{self, LiveOptions};
@@ -167,7 +167,6 @@ pub fn analyze_readers(
     settings: Settings,
     limits: Limits,
 ) -> Result<(Summary, Vec<String>), CaptureError> {
-    let mut skipped = vec![(0u64, 0u64); readers.len()];
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
     let mut analyzer = Analyzer::new(settings, limits);
@@ -180,19 +179,26 @@ pub fn analyze_readers(
         let (Some(src), Some(pkt)) = (merged.current_source(), merged.current()) else {
             break;
         };
-        analyzer.note_time(pkt.ts);
-        match decode::decode(pkt.linktype, pkt.data) {
-            Ok(seg) => analyzer.packet(pkt.ts, &seg),
-            Err(Skip::NotTcp) => skipped[src].0 += 1,
-            Err(_) => skipped[src].1 += 1,
+        let skip = match decode::decode(pkt.linktype, pkt.data) {
+            Ok(seg) => {
+                analyzer.packet(pkt.ts, &seg);
+                continue;
+            }
+            Err(skip) => {
+                // Other packets move the capture's clock too.
+                analyzer.note_time(pkt.ts);
+                skip
+            }
+        };
+        if let Some(c) = merged.counts_mut(src) {
+            c.skipped(skip == Skip::NotTcp);
         }
     }
     progress.done();
     let (connections, stats) = analyzer.finish();
     let mut warnings = Vec::new();
-    let timeout_s = settings.close_timeout.secs_since(Ts(0));
     let mut sources = Vec::new();
-    for (r, (not_tcp, undecodable)) in merged.into_readers().into_iter().zip(skipped) {
+    for r in merged.into_readers() {
         let st = &r.stats;
         if !st.link_types.is_empty() && !st.link_types.iter().any(|l| decode::link_supported(*l)) {
             let names: Vec<String> = st
@@ -218,29 +224,19 @@ pub fn analyze_readers(
         if let Some(why) = &st.stopped {
             warnings.push(format!("{}: {why}; what was read is analysed", r.name));
         }
+        let link_types: Vec<String> = st
+            .link_types
+            .iter()
+            .map(|l| decode::link_name(*l))
+            .collect();
         sources.push(Source {
-            kind: "file",
-            name: r.name.clone(),
-            link_type: st
-                .link_types
-                .iter()
-                .map(|l| decode::link_name(*l))
-                .collect::<Vec<_>>()
-                .join(","),
-            packets: st.packets,
-            bytes: st.bytes,
-            first_ts: st.first_ts.map(Ts::as_secs_f64),
-            last_ts: st.last_ts.map(Ts::as_secs_f64),
-            dropped: None,
-            not_tcp,
-            undecodable,
             truncated: st.truncated,
             corrupt_records: st.corrupt_records,
-            kernel: None,
+            ..source("file", &r.name, &link_types.join(","), &st.counts)
         });
     }
     Ok((
-        summary_of(timeout_s, &limits, sources, connections, &stats),
+        summary_of(&settings, &limits, sources, connections, &stats),
         warnings,
     ))
 }
@@ -283,9 +279,29 @@ impl Progress {
     }
 }
 
+/// A `sources` entry from an input's counts (nothing dropped, truncated or
+/// corrupt: callers set what applies).
+fn source(kind: &'static str, name: &str, link_type: &str, c: &PacketCounts) -> Source {
+    Source {
+        kind,
+        name: name.to_string(),
+        link_type: link_type.to_string(),
+        packets: c.packets,
+        bytes: c.bytes,
+        first_ts: c.first_ts.map(Ts::as_secs_f64),
+        last_ts: c.last_ts.map(Ts::as_secs_f64),
+        dropped: None,
+        not_tcp: c.not_tcp,
+        undecodable: c.undecodable,
+        truncated: false,
+        corrupt_records: 0,
+        kernel: None,
+    }
+}
+
 /// The summary of a run, whatever fed it.
 fn summary_of(
-    timeout_s: f64,
+    settings: &Settings,
     limits: &Limits,
     sources: Vec<Source>,
     connections: Vec<crate::close::ConnectionReport>,
@@ -310,7 +326,13 @@ fn summary_of(
         websocket_flows_evicted: stats.websocket_evicted,
         holes_given_up: r.holes_given_up,
     };
-    Summary::new(timeout_s, sources, connections, analysis, limits_out)
+    Summary::new(
+        settings.close_timeout.as_secs_f64(),
+        sources,
+        connections,
+        analysis,
+        limits_out,
+    )
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
@@ -475,29 +497,23 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
     })?;
     eprintln!(
         "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
-        stats.packets, stats.received, stats.dropped, stats.if_dropped
+        stats.counts.packets, stats.received, stats.dropped, stats.if_dropped
     );
     let source = Source {
-        kind: "interface",
-        name: args.interface.clone(),
-        link_type: stats.link_type.clone(),
-        packets: stats.packets,
-        bytes: stats.bytes,
-        first_ts: stats.first_ts.map(Ts::as_secs_f64),
-        last_ts: stats.last_ts.map(Ts::as_secs_f64),
         dropped: Some(stats.dropped + stats.if_dropped),
-        not_tcp: stats.not_tcp,
-        undecodable: stats.undecodable,
-        truncated: false,
-        corrupt_records: 0,
         kernel: Some(KernelStats {
             received: stats.received,
             dropped: stats.dropped,
             if_dropped: stats.if_dropped,
         }),
+        ..source(
+            "interface",
+            &args.interface,
+            &stats.link_type,
+            &stats.counts,
+        )
     };
-    let timeout_s = settings.close_timeout.secs_since(Ts(0));
-    let summary = summary_of(timeout_s, &limits, vec![source], connections, &astats);
+    let summary = summary_of(&settings, &limits, vec![source], connections, &astats);
     let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
     Ok(finish(emit(&summary, &args.output, to_stderr)))
 }

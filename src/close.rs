@@ -756,13 +756,13 @@ impl Tracker {
                                 silent.name(),
                                 side(d).name(),
                                 fmt_secs(a.secs_since(c1)),
-                                fmt_secs(timeout.secs_since(Ts(0)))
+                                fmt_secs(timeout.as_secs_f64())
                             ),
                             None => format!(
                                 "the {} did not answer the {}'s close frame within the close timeout of {}",
                                 silent.name(),
                                 side(d).name(),
-                                fmt_secs(timeout.secs_since(Ts(0)))
+                                fmt_secs(timeout.as_secs_f64())
                             ),
                         };
                         add(Kind::CloseTimeout, Some(silent), Some(deadline), msg);
@@ -786,7 +786,7 @@ impl Tracker {
                     Some(limit),
                     format!(
                         "both close frames were exchanged but no FIN or RST came within {} of the last one",
-                        fmt_secs(timeout.secs_since(Ts(0)))
+                        fmt_secs(timeout.as_secs_f64())
                     ),
                 );
             }

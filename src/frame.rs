@@ -211,10 +211,6 @@ impl FrameDecoder {
         self.state == State::Dead
     }
 
-    pub fn is_synced(&self) -> bool {
-        matches!(self.state, State::Header | State::Payload)
-    }
-
     /// Whether a frame is partly received (used for "incomplete at the end").
     pub fn in_frame(&self) -> bool {
         self.state == State::Payload || (self.state == State::Header && self.hdr_len > 0)
@@ -227,7 +223,6 @@ impl FrameDecoder {
             // Only a segment start can be taken as a frame boundary.
             match parse_header(data) {
                 Ok((_, h)) if plausible(&h) => self.state = State::Header,
-                Err(nom::Err::Incomplete(_)) if data.len() < 2 => return,
                 _ => return,
             }
         }
@@ -235,51 +230,42 @@ impl FrameDecoder {
             match self.state {
                 State::Dead | State::Resync => return,
                 State::Header => {
-                    let used = if self.hdr_len == 0 {
-                        match parse_header(data) {
-                            Ok((rest, h)) => {
-                                let used = data.len() - rest.len();
-                                self.start_frame(h);
-                                used
-                            }
-                            Err(nom::Err::Incomplete(_)) => {
-                                // At most 13 bytes: keep them for the next segment.
-                                let n = data.len().min(MAX_HEADER_LEN);
-                                self.hdr_buf[..n].copy_from_slice(&data[..n]);
-                                self.hdr_len = n as u8;
-                                return;
-                            }
-                            Err(_) => {
-                                self.state = State::Dead;
-                                on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
-                                return;
-                            }
-                        }
+                    // A header is parsed in place; only one split across
+                    // segments goes through the 14-byte buffer.
+                    let have = self.hdr_len as usize;
+                    let parsed = if have == 0 {
+                        parse_header(data).map(|(_, h)| h)
                     } else {
-                        let have = self.hdr_len as usize;
                         let add = (MAX_HEADER_LEN - have).min(data.len());
                         self.hdr_buf[have..have + add].copy_from_slice(&data[..add]);
-                        match parse_header(&self.hdr_buf[..have + add]) {
-                            Ok((_, h)) => {
-                                let used = h.header_len as usize - have;
-                                self.hdr_len = 0;
-                                self.start_frame(h);
-                                used
-                            }
-                            Err(nom::Err::Incomplete(_)) => {
-                                self.hdr_len = (have + add) as u8;
-                                return;
-                            }
-                            Err(_) => {
-                                self.state = State::Dead;
-                                on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
-                                return;
+                        parse_header(&self.hdr_buf[..have + add]).map(|(_, h)| h)
+                    };
+                    match parsed {
+                        Ok(h) => {
+                            // Bytes of this segment the header took.
+                            let used = h.header_len as usize - have;
+                            self.hdr_len = 0;
+                            self.start_frame(h);
+                            data = &data[used..];
+                            if self.remaining == 0 {
+                                self.finish_frame(on_event);
                             }
                         }
-                    };
-                    data = &data[used..];
-                    if self.remaining == 0 {
-                        self.finish_frame(on_event);
+                        Err(nom::Err::Incomplete(_)) => {
+                            // At most 13 bytes in all: keep them for the next
+                            // segment.
+                            let n = data.len().min(MAX_HEADER_LEN - have);
+                            if have == 0 {
+                                self.hdr_buf[..n].copy_from_slice(&data[..n]);
+                            }
+                            self.hdr_len = (have + n) as u8;
+                            return;
+                        }
+                        Err(_) => {
+                            self.state = State::Dead;
+                            on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
+                            return;
+                        }
                     }
                 }
                 State::Payload => {

@@ -17,7 +17,7 @@ use pcap_parser::Linktype;
 
 use crate::Ts;
 use crate::analyzer::{Analyzer, Decided};
-use crate::capture::CaptureError;
+use crate::capture::{CaptureError, PacketCounts};
 use crate::decode::{self, Skip};
 
 /// How often the loop wakes up with no packet: the stop and timer latency.
@@ -46,12 +46,7 @@ pub struct LiveOptions {
 #[derive(Debug, Clone, Default)]
 pub struct LiveStats {
     pub link_type: String,
-    pub packets: u64,
-    pub bytes: u64,
-    pub first_ts: Option<Ts>,
-    pub last_ts: Option<Ts>,
-    pub not_tcp: u64,
-    pub undecodable: u64,
+    pub counts: PacketCounts,
     /// Packets the kernel delivered to the capture.
     pub received: u64,
     /// Dropped by the kernel (buffer full) and by the interface.
@@ -178,17 +173,15 @@ pub fn run(
                     if let Some(s) = save.as_mut() {
                         s.write(&p);
                     }
-                    stats.packets += 1;
-                    stats.bytes += p.data.len() as u64;
-                    stats.first_ts.get_or_insert(ts);
-                    stats.last_ts = Some(ts);
-                    analyzer.note_time(ts);
+                    stats.counts.record(ts, p.data.len());
                     match decode::decode(linktype, p.data) {
                         Ok(seg) => analyzer.packet(ts, &seg),
-                        Err(Skip::NotTcp) => stats.not_tcp += 1,
-                        Err(_) => stats.undecodable += 1,
+                        Err(skip) => {
+                            analyzer.note_time(ts);
+                            stats.counts.skipped(skip == Skip::NotTcp);
+                        }
                     }
-                    if opts.count.is_some_and(|c| stats.packets >= c) {
+                    if opts.count.is_some_and(|c| stats.counts.packets >= c) {
                         break 'capture;
                     }
                 }

@@ -70,25 +70,18 @@ pub fn accept_for_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
-/// Finds the end of a head: the index just past the empty line.
+/// Finds the end of a head: the index just past the empty line (LF or
+/// CR LF).
 fn head_end(i: &[u8]) -> Option<usize> {
     let mut start = 0;
-    while let Some(p) = memchr_nl(&i[start..]) {
+    while let Some(p) = i[start..].iter().position(|&b| b == b'\n') {
         let nl = start + p;
-        // The line that just ended is empty when the previous byte is the
-        // previous line's LF (or CR LF).
-        let line_start = start;
-        let line = &i[line_start..nl];
-        if line.is_empty() || line == b"\r" {
+        if matches!(&i[start..nl], b"" | b"\r") {
             return Some(nl + 1);
         }
         start = nl + 1;
     }
     None
-}
-
-fn memchr_nl(i: &[u8]) -> Option<usize> {
-    i.iter().position(|&b| b == b'\n')
 }
 
 fn is_token(c: u8) -> bool {
