@@ -132,7 +132,8 @@ impl Session {
             FrameEvent::Frame {
                 header,
                 close_payload,
-            } => tracker.frame(dir, ts, header, close_payload),
+                notes,
+            } => tracker.frame(dir, ts, header, close_payload, notes),
             FrameEvent::Malformed(frame::HeaderError::LengthTopBit) => {
                 tracker.malformed(dir, ts, "a 64-bit payload length with its top bit set")
             }
@@ -154,6 +155,14 @@ impl Session {
     /// Bytes in `dir` while the connection is still unclassified.
     fn detect(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         let buffered = !self.head[dir.idx()].is_empty();
+        if self.meta.saw_syn() && !self.meta.opened(dir) && !buffered {
+            // The server spoke first (a banner, an early error): what
+            // decides is the start of the client's stream (rule 8). Only a
+            // 101 (its request lost to a gap) is read here.
+            if !upgrade::looks_like_switching(data) {
+                return;
+            }
+        }
         if buffered || upgrade::looks_like_request(data) || upgrade::looks_like_response(data) {
             self.head(dir, ts, data);
             return;
@@ -280,7 +289,12 @@ fn plausible_frames(mut data: &[u8]) -> bool {
 
 impl StreamSink for Session {
     fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>) {
-        self.meta.packet(dir, ts, seg.syn && !seg.ack);
+        let new_ttl = self.meta.packet(dir, ts, seg.syn && !seg.ack, seg.ttl);
+        if seg.rst
+            && let (Some(before), Some(ws)) = (new_ttl, self.ws.as_deref_mut())
+        {
+            ws.tracker.foreign_rst(dir, ts, seg.ttl, &before);
+        }
     }
 
     fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {

@@ -39,6 +39,9 @@ pub struct TcpSegment<'a> {
     pub ack: bool,
     pub fin: bool,
     pub rst: bool,
+    /// IPv4 TTL or IPv6 hop limit: an RST whose TTL no earlier packet of
+    /// its sender had was injected on the path (`foreign_reset`).
+    pub ttl: u8,
     /// The payload as captured (shorter than sent when the snap length cut it).
     pub payload: &'a [u8],
 }
@@ -127,12 +130,13 @@ fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
 }
 
 fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
-    let (src, dst, fragmented) = match &p.net {
+    let (src, dst, ttl, fragmented) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             (
                 IpAddr::V4(h.source_addr()),
                 IpAddr::V4(h.destination_addr()),
+                h.ttl(),
                 v4.payload().fragmented,
             )
         }
@@ -141,6 +145,7 @@ fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
             (
                 IpAddr::V6(h.source_addr()),
                 IpAddr::V6(h.destination_addr()),
+                h.hop_limit(),
                 v6.payload().fragmented,
             )
         }
@@ -172,6 +177,7 @@ fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
             ack: tcp.ack(),
             fin: tcp.fin(),
             rst: tcp.rst(),
+            ttl,
             payload: tcp.payload(),
         }),
         Some(_) => Err(Skip::NotTcp),
@@ -213,6 +219,7 @@ mod tests {
         assert_eq!(s.src.to_string(), "10.0.0.1:1234");
         assert_eq!(s.dst.to_string(), "10.0.0.2:80");
         assert_eq!((s.seq, s.ack_no, s.ack, s.syn), (7, 9, true, false));
+        assert_eq!(s.ttl, 64);
         assert_eq!(s.payload, b"hi");
     }
 

@@ -2,13 +2,16 @@
 //! per-direction decoder.
 //!
 //! The decoder is fed reassembled TCP bytes one segment at a time. It never
-//! buffers a data payload: it only counts the bytes down. The only payload it
-//! keeps is a close frame's (at most 125 bytes are meaningful), unmasked, since
-//! the close analysis needs the code and the reason.
+//! buffers a data payload: it counts the bytes down, and hands text bytes
+//! to the UTF-8 check of [`crate::message`] as they pass. The only payload
+//! it keeps is a close frame's (up to [`MAX_CLOSE_KEEP`] bytes), unmasked,
+//! since the close analysis needs the code and the reason.
 
 use nom::IResult;
 use nom::bytes::streaming::take;
 use nom::number::streaming::{be_u8, be_u16, be_u64};
+
+use crate::message::{Messages, MsgNotes};
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -22,6 +25,10 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// Longest possible frame header: 2 + 8 (length) + 4 (mask).
 pub const MAX_HEADER_LEN: usize = 14;
+
+/// Bytes of a close payload kept (a reason longer than a control frame
+/// allows is still reported whole up to here; the README states the cap).
+pub const MAX_CLOSE_KEEP: usize = 4096;
 
 /// One frame header as it stands on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,6 +57,16 @@ impl FrameHeader {
             self.opcode,
             OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
         )
+    }
+
+    /// Whether the length took the fewest bytes it could (RFC 6455 5.2).
+    pub fn minimal_length(&self) -> bool {
+        let len_bytes = self.header_len - if self.mask.is_some() { 4 } else { 0 };
+        match len_bytes {
+            4 => self.payload_len >= 126,
+            10 => self.payload_len > 0xFFFF,
+            _ => true,
+        }
     }
 }
 
@@ -144,10 +161,12 @@ pub fn plausible(h: &FrameHeader) -> bool {
 #[derive(Debug)]
 pub enum FrameEvent<'a> {
     /// A complete frame. `close_payload` is the unmasked payload of a close
-    /// frame (its first 125 bytes at most; empty for other opcodes).
+    /// frame (its first [`MAX_CLOSE_KEEP`] bytes; empty for other opcodes);
+    /// `notes` what the frame did to its message.
     Frame {
         header: &'a FrameHeader,
         close_payload: &'a [u8],
+        notes: MsgNotes,
     },
     /// Bytes that cannot be a frame: decoding of this direction stops.
     Malformed(HeaderError),
@@ -175,9 +194,10 @@ pub struct FrameDecoder {
     cur: FrameHeader,
     /// Payload bytes of the current frame still to come.
     remaining: u64,
-    /// Kept (unmasked) close payload of the current frame.
-    ctl_buf: [u8; MAX_CONTROL_PAYLOAD],
-    ctl_len: u8,
+    /// Kept (unmasked) close payload of the current frame: allocated only
+    /// while a close frame is read.
+    close_buf: Vec<u8>,
+    msgs: Messages,
 }
 
 impl Default for FrameDecoder {
@@ -194,8 +214,8 @@ impl FrameDecoder {
             hdr_len: 0,
             cur: FrameHeader::default(),
             remaining: 0,
-            ctl_buf: [0; MAX_CONTROL_PAYLOAD],
-            ctl_len: 0,
+            close_buf: Vec::new(),
+            msgs: Messages::default(),
         }
     }
 
@@ -203,6 +223,7 @@ impl FrameDecoder {
     pub fn resyncing() -> Self {
         FrameDecoder {
             state: State::Resync,
+            msgs: Messages::unknown(),
             ..Self::new()
         }
     }
@@ -272,8 +293,11 @@ impl FrameDecoder {
                     let n = usize::try_from(self.remaining)
                         .unwrap_or(usize::MAX)
                         .min(data.len());
+                    let pos = self.cur.payload_len - self.remaining;
                     if self.cur.opcode == OP_CLOSE {
-                        self.keep_close_bytes(&data[..n]);
+                        self.keep_close_bytes(&data[..n], pos);
+                    } else {
+                        self.msgs.payload(&self.cur, &data[..n], pos);
                     }
                     self.remaining -= n as u64;
                     data = &data[n..];
@@ -289,6 +313,10 @@ impl FrameDecoder {
     /// payload they are just counted off; elsewhere the frame boundary is lost.
     /// Returns whether the decoder kept its place.
     pub fn gap(&mut self, len: u64) -> bool {
+        if len > 0 {
+            // The message in progress can no longer be judged.
+            self.msgs.lost();
+        }
         match self.state {
             State::Payload if len < self.remaining && self.cur.opcode != OP_CLOSE => {
                 self.remaining -= len;
@@ -307,36 +335,35 @@ impl FrameDecoder {
     fn start_frame(&mut self, h: FrameHeader) {
         self.cur = h;
         self.remaining = h.payload_len;
-        self.ctl_len = 0;
+        self.close_buf.clear();
+        self.msgs.start(&h);
         self.state = State::Payload;
     }
 
-    fn keep_close_bytes(&mut self, bytes: &[u8]) {
-        let have = self.ctl_len as usize;
-        let room = MAX_CONTROL_PAYLOAD - have;
-        let n = room.min(bytes.len());
+    fn keep_close_bytes(&mut self, bytes: &[u8], pos: u64) {
+        let have = self.close_buf.len();
+        let n = MAX_CLOSE_KEEP.saturating_sub(have).min(bytes.len());
         if n == 0 {
             return;
         }
-        let dst = &mut self.ctl_buf[have..have + n];
-        dst.copy_from_slice(&bytes[..n]);
+        self.close_buf.extend_from_slice(&bytes[..n]);
         if let Some(mask) = self.cur.mask {
-            unmask(dst, mask, have as u64);
+            unmask(&mut self.close_buf[have..], mask, pos);
         }
-        self.ctl_len = (have + n) as u8;
     }
 
     fn finish_frame(&mut self, on_event: &mut impl FnMut(FrameEvent<'_>)) {
         self.state = State::Header;
-        let len = if self.cur.opcode == OP_CLOSE {
-            self.ctl_len as usize
-        } else {
-            0
-        };
+        let notes = self.msgs.end(&self.cur);
         on_event(FrameEvent::Frame {
             header: &self.cur,
-            close_payload: &self.ctl_buf[..len],
+            close_payload: &self.close_buf,
+            notes,
         });
+        if self.cur.opcode == OP_CLOSE {
+            // Close frames are rare: give the memory back.
+            self.close_buf = Vec::new();
+        }
     }
 }
 
@@ -415,6 +442,7 @@ mod tests {
                 if let FrameEvent::Frame {
                     header,
                     close_payload,
+                    ..
                 } = e
                 {
                     out.push((*header, close_payload.to_vec()));

@@ -14,6 +14,7 @@ pub mod close;
 pub mod decode;
 pub mod frame;
 pub mod live;
+pub mod message;
 pub mod reassembly;
 pub mod report;
 pub mod upgrade;

@@ -790,6 +790,7 @@ mod tests {
                 ack: s.ack.is_some(),
                 fin: s.fin,
                 rst: s.rst,
+                ttl: 64,
                 payload: &s.data,
             };
             table.process(
@@ -973,6 +974,7 @@ mod tests {
             ack: false,
             fin: false,
             rst: false,
+            ttl: 64,
             payload: data,
         };
         let mut new = |_: &FlowKey, _: Dir, _: Ts| Rec::default();

@@ -299,9 +299,25 @@ pub fn looks_like_response(i: &[u8]) -> bool {
     n > 0 && i[..n] == m[..n]
 }
 
+/// Whether bytes could be the start of a 101 (Switching Protocols) response.
+pub fn looks_like_switching(i: &[u8]) -> bool {
+    let m = b"HTTP/1.1 101";
+    let n = m.len().min(i.len());
+    looks_like_response(i) && (i.len() < 9 || i[9..n] == m[9..n])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switching_prefixes() {
+        assert!(looks_like_switching(b"HTTP/1.1 101 Switching"));
+        assert!(looks_like_switching(b"HTTP/1.0 101 "));
+        assert!(looks_like_switching(b"HTTP/1.1 1"));
+        assert!(!looks_like_switching(b"HTTP/1.1 400 Bad"));
+        assert!(!looks_like_switching(b"SSH-2.0"));
+    }
 
     const REQ: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
     const RESP: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";

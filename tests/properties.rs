@@ -292,6 +292,7 @@ fn run_reassembly_with(
             ack: ack_no.is_some(),
             fin,
             rst: false,
+            ttl: 64,
             payload,
         };
         t += 1000;
@@ -561,10 +562,10 @@ impl TFrame {
         }
     }
 
-    /// The close payload the decoder keeps: the first 125 bytes, unmasked.
+    /// The close payload the decoder keeps: the first MAX_CLOSE_KEEP bytes, unmasked.
     fn expected_close_payload(&self) -> Vec<u8> {
         if self.opcode == 0x8 {
-            self.payload[..self.payload.len().min(125)].to_vec()
+            self.payload[..self.payload.len().min(wsclose::frame::MAX_CLOSE_KEEP)].to_vec()
         } else {
             Vec::new()
         }
@@ -757,6 +758,7 @@ fn decode_pieces(stream: &[u8], points: &[usize]) -> (Decoded, bool) {
             FrameEvent::Frame {
                 header,
                 close_payload,
+                ..
             } => out.push((*header, close_payload.to_vec())),
             FrameEvent::Malformed(_) => malformed = true,
         });

@@ -17,7 +17,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsclose::frame::{
-    FrameDecoder, FrameEvent, FrameHeader, MAX_CONTROL_PAYLOAD, OP_CLOSE, parse_frame,
+    FrameDecoder, FrameEvent, FrameHeader, MAX_CLOSE_KEEP, OP_CLOSE, parse_frame,
     parse_header, plausible, unmask,
 };
 
@@ -32,8 +32,9 @@ fn collect(d: &mut FrameDecoder, data: &[u8], out: &mut Vec<Ev>) {
         FrameEvent::Frame {
             header,
             close_payload,
+            ..
         } => {
-            assert!(close_payload.len() <= MAX_CONTROL_PAYLOAD);
+            assert!(close_payload.len() <= MAX_CLOSE_KEEP);
             if header.opcode != OP_CLOSE {
                 assert!(close_payload.is_empty());
             }
@@ -66,7 +67,7 @@ fn reference(mut i: &[u8]) -> Vec<Ev> {
                 }
                 let len = h.payload_len as usize;
                 let close = if h.opcode == OP_CLOSE {
-                    let mut p = rest[..len.min(MAX_CONTROL_PAYLOAD)].to_vec();
+                    let mut p = rest[..len.min(MAX_CLOSE_KEEP)].to_vec();
                     if let Some(m) = h.mask {
                         unmask(&mut p, m, 0);
                     }

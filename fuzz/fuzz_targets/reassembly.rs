@@ -230,6 +230,7 @@ fuzz_target!(|data: &[u8]| {
             ack: flags & 0x20 != 0,
             fin: flags & 0x40 != 0,
             rst: flags & 0x80 != 0,
+            ttl: 64,
             payload: &payload_buf,
         };
         let end = data_seq.wrapping_add(len as u32);
