@@ -15,6 +15,7 @@ use crate::decode::{self, Skip};
 use crate::live::{self, LiveOptions};
 use crate::reassembly::Limits;
 use crate::report::{AnalysisStats, KernelStats, LimitsOut, Source, Summary};
+use crate::timeline;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -77,6 +78,12 @@ pub struct AnalyzeArgs {
     /// Capture files, `-` for stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
+    /// Print the life of connection ID (the `#` of the tables) instead of
+    /// the tables: its frames, silences, FIN/RST and findings in time order,
+    /// and a display filter for Wireshark. Repeatable; files only (the
+    /// capture is read twice).
+    #[arg(long, value_name = "ID")]
+    pub connection: Vec<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -326,29 +333,35 @@ fn summary_of(
         websocket_flows_evicted: stats.websocket_evicted,
         holes_given_up: r.holes_given_up,
     };
-    Summary::new(
-        settings.close_timeout.as_secs_f64(),
-        sources,
-        connections,
-        analysis,
-        limits_out,
-    )
+    Summary::new(settings, sources, connections, analysis, limits_out)
+}
+
+/// What a run writes for people besides the JSON.
+#[derive(Clone, Copy)]
+enum Human<'a> {
+    /// The tables; `to_stderr` when stdout carries a JSON-lines stream.
+    Tables { to_stderr: bool },
+    /// `analyze --connection`: timelines instead of the tables, to stderr
+    /// when `--json -` holds stdout.
+    Timelines(&'a str),
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
-/// `tables_to_stderr`: stdout carries a JSON-lines stream already.
-fn emit(summary: &Summary, out: &OutputArgs, tables_to_stderr: bool) -> io::Result<ExitCode> {
+fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> io::Result<ExitCode> {
     let stdout = io::stdout();
     let mut so = BufWriter::new(stdout.lock());
-    let tables = |so: &mut BufWriter<io::StdoutLock<'_>>| {
-        if tables_to_stderr {
-            summary.write_tables(&mut io::stderr().lock())
-        } else {
-            summary.write_tables(so)
-        }
+    let tables = |so: &mut BufWriter<io::StdoutLock<'_>>| match human {
+        Human::Tables { to_stderr: true } => summary.write_tables(&mut io::stderr().lock()),
+        Human::Tables { to_stderr: false } => summary.write_tables(so),
+        Human::Timelines(t) => so.write_all(t.as_bytes()),
     };
     match out.json.as_deref() {
-        Some("-") => summary.write_json(&mut so)?,
+        Some("-") => {
+            if let Human::Timelines(t) = human {
+                io::stderr().lock().write_all(t.as_bytes())?;
+            }
+            summary.write_json(&mut so)?
+        }
         Some(path) => {
             let f =
                 File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
@@ -387,6 +400,12 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Analyze(args) => {
+            if !args.connection.is_empty()
+                && let Err(msg) = timeline::check_inputs(&args.files)
+            {
+                eprintln!("wsclose: {msg}");
+                return ExitCode::from(2);
+            }
             let settings = settings_of(&args.output);
             let (summary, warnings) =
                 match analyze_files(&args.files, settings, args.limits.limits()) {
@@ -399,7 +418,22 @@ pub fn main() -> ExitCode {
             for w in &warnings {
                 eprintln!("wsclose: warning: {w}");
             }
-            finish(emit(&summary, &args.output, false))
+            if args.connection.is_empty() {
+                return finish(emit(
+                    &summary,
+                    &args.output,
+                    Human::Tables { to_stderr: false },
+                ));
+            }
+            let limits = args.limits.limits();
+            let conns = &summary.connections;
+            match timeline::timelines(&args.files, &args.connection, conns, settings, limits) {
+                Ok(text) => finish(emit(&summary, &args.output, Human::Timelines(&text))),
+                Err(msg) => {
+                    eprintln!("wsclose: {msg}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Sniff(args) => match sniff(&args) {
             Ok(code) => code,
@@ -515,7 +549,11 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
     };
     let summary = summary_of(&settings, &limits, vec![source], connections, &astats);
     let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
-    Ok(finish(emit(&summary, &args.output, to_stderr)))
+    Ok(finish(emit(
+        &summary,
+        &args.output,
+        Human::Tables { to_stderr },
+    )))
 }
 
 /// `wsclose interfaces`: one line per device, like `tcpdump -D`.

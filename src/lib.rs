@@ -12,11 +12,13 @@ pub mod capture;
 pub mod cli;
 pub mod close;
 pub mod decode;
+pub mod diagnose;
 pub mod frame;
 pub mod live;
 pub mod message;
 pub mod reassembly;
 pub mod report;
+pub mod timeline;
 pub mod upgrade;
 
 /// A capture timestamp in nanoseconds since the Unix epoch. Integer time

@@ -8,7 +8,10 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::close::{ConnectionReport, Outcome, Severity, fmt_secs};
+use crate::close::{ConnectionReport, Outcome, Settings, Severity, fmt_secs};
+use crate::diagnose::{Diagnosis, diagnose};
+
+mod diagnoses;
 
 pub const SCHEMA: &str = "wsclose-summary/1";
 
@@ -151,6 +154,7 @@ pub struct Summary {
     pub settings: SettingsOut,
     pub sources: Vec<Source>,
     pub totals: Totals,
+    pub diagnoses: Vec<Diagnosis>,
     pub connections: Vec<ConnectionReport>,
     pub analysis: AnalysisStats,
     pub limits: LimitsOut,
@@ -158,7 +162,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(
-        close_timeout_s: f64,
+        settings: &Settings,
         sources: Vec<Source>,
         connections: Vec<ConnectionReport>,
         analysis: AnalysisStats,
@@ -184,12 +188,15 @@ impl Summary {
             }
         }
         Summary {
+            diagnoses: diagnose(&connections, settings),
             schema: SCHEMA,
             tool: Tool {
                 name: "wsclose",
                 version: env!("CARGO_PKG_VERSION"),
             },
-            settings: SettingsOut { close_timeout_s },
+            settings: SettingsOut {
+                close_timeout_s: settings.close_timeout.as_secs_f64(),
+            },
             sources,
             totals: Totals {
                 connections: connections.len() as u64,
@@ -217,8 +224,9 @@ impl Summary {
         out.write_all(b"\n")
     }
 
-    /// The tables for people: connections, totals, findings.
+    /// The tables for people: diagnoses, connections, totals, findings.
     pub fn write_tables(&self, out: &mut impl Write) -> io::Result<()> {
+        diagnoses::write(&self.diagnoses, out)?;
         let new_table = || {
             let mut t = Table::new();
             t.load_style(UTF8_FULL_CONDENSED)
