@@ -35,7 +35,7 @@ pub const IDLE: &[Default] = &[
         "Azure Load Balancer TCP idle timeout (default 4 min)",
     ),
     d(300.0, "Envoy stream_idle_timeout (default 5 min)"),
-    d(300.0, "Azure Front Door idle timeout (5 min)"),
+    d(300.0, "Azure Front Door WebSocket idle timeout (5 min)"),
     d(350.0, "AWS NLB TCP idle timeout (350 s)"),
     d(600.0, "AWS API Gateway WebSocket idle timeout (10 min)"),
 ];
@@ -54,6 +54,10 @@ pub const LIFETIME: &[Default] = &[
     d(
         7200.0,
         "AWS API Gateway WebSocket connection duration (2 h)",
+    ),
+    d(
+        14400.0,
+        "Azure Front Door WebSocket connection lifetime (4 h)",
     ),
 ];
 
