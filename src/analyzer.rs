@@ -14,6 +14,7 @@ use crate::close::{ConnMeta, ConnectionReport, Settings, Tracker};
 use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
 use crate::reassembly::{Dir, FlowKey, FlowTable, Limits, ReassemblyStats, Release, StreamSink};
+use crate::timeline::{Selection, Tracer};
 use crate::upgrade::{self, MAX_HEAD_LEN};
 
 /// Data segments of a flow picked up midstream that may be tried as frames
@@ -78,10 +79,12 @@ pub struct Session {
     emitted: bool,
     /// Live mode: its close deadline is waiting in the timer queue.
     deadline_queued: bool,
+    /// `--connection`: this flow's events are recorded.
+    trace: Option<Box<Tracer>>,
 }
 
 impl Session {
-    pub fn new(key: &FlowKey, order: u64, ts: Ts) -> Self {
+    pub fn new(key: &FlowKey, order: u64, ts: Ts, trace: Option<&Selection>) -> Self {
         Session {
             meta: ConnMeta::new(key.lo, key.hi, order, ts),
             mode: Mode::Detecting,
@@ -91,6 +94,7 @@ impl Session {
             seq: 0,
             emitted: false,
             deadline_queued: false,
+            trace: trace.and_then(|t| t.tracer(key, ts)),
         }
     }
 
@@ -128,7 +132,7 @@ impl Session {
         if ds.stage != Stage::Frames || data.is_empty() {
             return;
         }
-        ds.dec.feed(data, &mut |e| match e {
+        let mut on_event = |e: FrameEvent<'_>| match e {
             FrameEvent::Frame {
                 header,
                 close_payload,
@@ -137,7 +141,15 @@ impl Session {
             FrameEvent::Malformed(frame::HeaderError::LengthTopBit) => {
                 tracker.malformed(dir, ts, "a 64-bit payload length with its top bit set")
             }
-        });
+        };
+        // One branch per segment: untraced flows feed as before.
+        match self.trace.as_deref() {
+            None => ds.dec.feed(data, &mut on_event),
+            Some(t) => ds.dec.feed(data, &mut |e| {
+                t.frame(dir, ts, &e);
+                on_event(e)
+            }),
+        }
     }
 
     /// Becomes a WebSocket connection picked up midstream: both directions
@@ -236,6 +248,9 @@ impl Session {
                             return;
                         }
                         self.mode = Mode::WebSocket;
+                        if let Some(t) = &self.trace {
+                            t.request(dir, ts, &req);
+                        }
                         self.ws().tracker.request(dir, ts, req);
                         self.start_frames(dir, ts, rest);
                     }
@@ -248,6 +263,9 @@ impl Session {
                                 return;
                             }
                             self.become_midstream();
+                        }
+                        if let Some(t) = &self.trace {
+                            t.response(dir, ts, &resp);
                         }
                         let ws = self.ws();
                         ws.tracker.response(dir, ts, resp);
@@ -310,6 +328,9 @@ impl StreamSink for Session {
     }
 
     fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64) {
+        if let Some(t) = &self.trace {
+            t.gap(dir, ts, len);
+        }
         // A head cut by a gap cannot be read: start over on what follows.
         self.head[dir.idx()] = Vec::new();
         if self.mode != Mode::WebSocket {
@@ -333,12 +354,18 @@ impl StreamSink for Session {
     }
 
     fn on_fin(&mut self, dir: Dir, ts: Ts) {
+        if let Some(t) = &self.trace {
+            t.fin(dir, ts);
+        }
         if let Some(ws) = self.ws.as_deref_mut() {
             ws.tracker.fin(dir, ts);
         }
     }
 
     fn on_rst(&mut self, dir: Dir, ts: Ts) {
+        if let Some(t) = &self.trace {
+            t.rst(dir, ts);
+        }
         if let Some(ws) = self.ws.as_deref_mut() {
             ws.tracker.rst(dir, ts);
         }
@@ -374,6 +401,8 @@ pub struct Analyzer {
     websocket_evicted: u64,
     /// Live mode: connections are also reported as soon as decided.
     live: Option<Live>,
+    /// `--connection`: the flows whose events are recorded.
+    trace: Option<Selection>,
 }
 
 /// What the analyzer keeps to report connections as soon as they are
@@ -398,6 +427,16 @@ impl Analyzer {
             tcp_segments: 0,
             websocket_evicted: 0,
             live: None,
+            trace: None,
+        }
+    }
+
+    /// An analyzer that records the events of the selected flows (the
+    /// second pass of `--connection`).
+    pub fn new_traced(settings: Settings, limits: Limits, trace: Selection) -> Self {
+        Analyzer {
+            trace: Some(trace),
+            ..Self::new(settings, limits)
         }
     }
 
@@ -425,6 +464,7 @@ impl Analyzer {
             next_order,
             websocket_evicted,
             live,
+            trace,
             ..
         } = self;
         let out = table.process(
@@ -432,7 +472,7 @@ impl Analyzer {
             seg,
             &mut |key, _, ts| {
                 *next_order += 1;
-                Session::new(key, *next_order, ts)
+                Session::new(key, *next_order, ts, trace.as_ref())
             },
             &mut |s: Session, why: Release| {
                 // Over (or evicted): nothing more will change its verdict.
