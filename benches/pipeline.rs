@@ -3,7 +3,9 @@
 //! samples held in memory, so the figures exclude disk I/O.
 //!
 //! `cargo bench --bench pipeline`; the side-by-side comparison with tshark
-//! and a bare read of the file is `benches/compare.sh`.
+//! and a bare read of the file is `benches/compare.sh`. The `diagnose`
+//! group times the diagnoses alone on the same captures' reports, so the
+//! two groups give what diagnoses add to a run.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -11,13 +13,13 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wsclose::analyzer::Analyzer;
 use wsclose::capture::FileReader;
-use wsclose::close::Settings;
+use wsclose::close::{ConnectionReport, Settings};
 use wsclose::decode::decode;
 use wsclose::reassembly::Limits;
 
-fn analyse(bytes: &[u8]) -> usize {
+fn analyse(bytes: &[u8]) -> Vec<ConnectionReport> {
     let Ok(mut r) = FileReader::from_reader("bench", Box::new(Cursor::new(bytes.to_vec()))) else {
-        return 0;
+        return Vec::new();
     };
     let mut a = Analyzer::new(Settings::default(), Limits::default());
     while let Ok(true) = r.advance() {
@@ -28,7 +30,7 @@ fn analyse(bytes: &[u8]) -> usize {
             }
         }
     }
-    a.finish().0.len()
+    a.finish().0
 }
 
 fn bench(c: &mut Criterion) {
@@ -40,7 +42,19 @@ fn bench(c: &mut Criterion) {
             continue;
         };
         g.throughput(Throughput::Bytes(bytes.len() as u64));
-        g.bench_function(name, |b| b.iter(|| analyse(&bytes)));
+        g.bench_function(name, |b| b.iter(|| analyse(&bytes).len()));
+    }
+    g.finish();
+    let mut g = c.benchmark_group("diagnose");
+    for name in ["many-connections.pcap", "large.pcap"] {
+        let Ok(bytes) = std::fs::read(dir.join(name)) else {
+            continue;
+        };
+        let reports = analyse(&bytes);
+        let settings = Settings::default();
+        g.bench_function(name, |b| {
+            b.iter(|| wsclose::diagnose::diagnose(&reports, &settings).len())
+        });
     }
     g.finish();
 }

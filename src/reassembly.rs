@@ -193,7 +193,8 @@ pub struct Flow<S> {
     /// When the TCP connection ended (both FINs, or an RST). The flow stays
     /// a while so late packets (the last ACK) still count as its own.
     ended_at: Option<Ts>,
-    rst: bool,
+    /// The sender of the RST that ended the connection.
+    rst: Option<Dir>,
     ignored: bool,
 }
 
@@ -265,7 +266,7 @@ impl<S: StreamSink> FlowTable<S> {
                 } else if flow.ended_at.is_some() {
                     self.stats.packets_after_end += 1;
                     flow.last_ts = ts;
-                    flow.sink.on_packet(dir, ts, seg);
+                    flow.late_segment(dir, ts, seg);
                     return None;
                 }
                 flow
@@ -372,7 +373,7 @@ impl<S: StreamSink> Flow<S> {
             sink,
             last_ts: Ts(0),
             ended_at: None,
-            rst: false,
+            rst: None,
             ignored: false,
         }
     }
@@ -389,7 +390,7 @@ impl<S: StreamSink> Flow<S> {
     }
 
     fn ended(&self) -> bool {
-        self.rst || (self.halves[0].fin_done && self.halves[1].fin_done)
+        self.rst.is_some() || (self.halves[0].fin_done && self.halves[1].fin_done)
     }
 
     /// A SYN without ACK starts a new connection on this 4-tuple when the old
@@ -403,6 +404,28 @@ impl<S: StreamSink> Flow<S> {
         self.ended_at.is_some()
             || self.halves.iter().any(|h| h.fin.is_some())
             || h.syn_seq.is_some()
+    }
+
+    /// A segment after the connection ended. Bytes the peer of an RST had
+    /// already sent (in flight as the RST left: often the answer to a close
+    /// frame) still reach the sink when they continue its stream exactly.
+    fn late_segment(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>) {
+        self.sink.on_packet(dir, ts, seg);
+        if self.ignored || self.rst != Some(dir.other()) || seg.payload.is_empty() {
+            return;
+        }
+        let half = &mut self.halves[dir.idx()];
+        let Some(base) = half.base else {
+            return;
+        };
+        let start = half.offset_of(base, seg.seq);
+        let end = start + seg.payload.len() as i64;
+        if start < 0 || start as u64 > half.off || end as u64 <= half.off {
+            return;
+        }
+        let skip = (half.off - start as u64) as usize;
+        self.sink.on_data(dir, ts, &seg.payload[skip..]);
+        half.off = end as u64;
     }
 
     fn segment(
@@ -434,7 +457,7 @@ impl<S: StreamSink> Flow<S> {
                     self.ignored,
                 );
             }
-            self.rst = true;
+            self.rst = Some(dir);
             sink.on_rst(dir, ts);
             return;
         }
@@ -916,6 +939,27 @@ mod tests {
         assert_eq!(r[0].data[client_dir()], b"ac");
         assert_eq!(r[0].gaps.len(), 1);
         assert_eq!(r[0].rsts.len(), 1);
+    }
+
+    /// The answer in flight as the peer's RST left is still delivered, in
+    /// order only; the RST's sender sends nothing more that counts.
+    #[test]
+    fn bytes_in_flight_after_an_rst_reach_the_sink() {
+        let server_dir = if client_dir() == 0 { 1 } else { 0 };
+        let r = run(&[
+            seg(false, 500, b"hi"),
+            seg(true, 1, b"bye"),
+            Seg {
+                rst: true,
+                ..seg(true, 4, b"")
+            },
+            seg(false, 502, b"answer"),
+            seg(false, 510, b"hole"),
+            seg(true, 4, b"late"),
+        ]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].data[server_dir], b"hianswer");
+        assert_eq!(r[0].data[client_dir()], b"bye");
     }
 
     #[test]

@@ -275,13 +275,3 @@ fn gaps_and_resets_have_their_lines() {
     assert!(got.contains("C→S  RST from the client\n"), "{got}");
     assert!(got.contains("[error] abnormal_closure (client): "), "{got}");
 }
-
-#[test]
-fn the_readme_example_is_what_the_program_prints() {
-    let readme = std::fs::read_to_string("README.md").expect("README");
-    let intro = "`wsclose analyze samples/close-timeout.pcap\n--connection 1`:\n\n```\n";
-    let start = readme.find(intro).expect("the example in the README") + intro.len();
-    let len = readme[start..].find("```").expect("the end of the example");
-    let got = timeline(&["samples/close-timeout.pcap", "--connection", "1"]);
-    assert_eq!(&readme[start..start + len], got);
-}
