@@ -57,4 +57,24 @@ impl Ts {
     pub fn secs_since(self, earlier: Ts) -> f64 {
         (self.0.saturating_sub(earlier.0)).max(0) as f64 / 1e9
     }
+
+    /// The UTC calendar date and time of day: (year, month, day, second of
+    /// the day, nanoseconds), for people (no time-zone crate for this).
+    pub fn utc_parts(self) -> (i64, i64, i64, i64, i64) {
+        let (secs, nanos) = (
+            self.0.div_euclid(1_000_000_000),
+            self.0.rem_euclid(1_000_000_000),
+        );
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Days since 1970-01-01 to the civil date (H. Hinnant's algorithm).
+        let z = days + 719_468;
+        let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        (year, month, day, sod, nanos)
+    }
 }

@@ -374,7 +374,8 @@ pub fn fmt_short(s: f64) -> String {
     }
 }
 
-fn op_name(op: u8) -> String {
+/// An opcode's name for messages and timelines.
+pub fn op_name(op: u8) -> String {
     match op {
         OP_CONTINUATION => "continuation".into(),
         OP_TEXT => "text".into(),

@@ -14,6 +14,7 @@
 
 use super::defaults::{self, tolerance};
 use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry};
+use crate::Ts;
 use crate::close::{ConnectionReport, Side, fmt_short};
 
 /// Chance below which a group stands out (D1).
@@ -174,28 +175,33 @@ fn culprit(side: Side) -> &'static str {
     }
 }
 
+/// "4 connections were cut by the server side (FIN, no close frame)
+/// {what} (59.81 s to 60.29 s)".
+fn cut_message(side: Side, members: &[&ConnectionReport], what: String, st: &Stats) -> String {
+    format!(
+        "{} connections were cut by the {} side ({}) {what} ({} to {})",
+        members.len(),
+        side.name(),
+        how_cut(members),
+        fmt_short(st.min),
+        fmt_short(st.max)
+    )
+}
+
 pub fn idle_timeouts(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
     timed(
         conns,
         DiagnosisKind::IdleTimeout,
         |c| c.close.idle_s,
         |side, members, st| {
-            let message = format!(
-                "{} connections were cut by the {} side ({}) after {} without traffic in either direction ({} to {})",
-                members.len(),
-                side.name(),
-                how_cut(members),
-                fmt_short(st.median),
-                fmt_short(st.min),
-                fmt_short(st.max)
-            );
+            let median = fmt_short(st.median);
+            let what = format!("after {median} without traffic in either direction");
             let advice = format!(
-                "an idle timeout of about {} on the path ({}): send pings at least every {}, or raise that timeout",
-                fmt_short(st.median),
+                "an idle timeout of about {median} on the path ({}): send pings at least every {}, or raise that timeout",
                 culprit(side),
                 fmt_short((st.median / 2.0).max(0.5))
             );
-            (message, advice)
+            (cut_message(side, members, what, st), advice)
         },
     )
 }
@@ -213,21 +219,14 @@ pub fn max_lifetimes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
         DiagnosisKind::MaxLifetime,
         busy_age,
         |side, members, st| {
-            let message = format!(
-                "{} connections were cut by the {} side ({}) at the same age, {} after the upgrade ({} to {}), whatever their traffic",
-                members.len(),
-                side.name(),
-                how_cut(members),
-                fmt_short(st.median),
-                fmt_short(st.min),
-                fmt_short(st.max)
-            );
+            let median = fmt_short(st.median);
+            let what =
+                format!("at the same age, {median} after the upgrade, whatever their traffic");
             let advice = format!(
-                "a cap on connection lifetime of about {} ({}): raise it, or have clients reconnect on their own before it",
-                fmt_short(st.median),
+                "a cap on connection lifetime of about {median} ({}): raise it, or have clients reconnect on their own before it",
                 culprit(side)
             );
-            (message, advice)
+            (cut_message(side, members, what, st), advice)
         },
     )
 }
@@ -307,24 +306,14 @@ fn mass_entry(group: &[(f64, Side, &ConnectionReport)]) -> Diagnosis {
 /// An epoch time as "2026-12-01 14:51:26.412 UTC".
 pub fn fmt_utc(t: f64) -> String {
     let ms = (t * 1000.0).round() as i64;
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03} UTC")
+    let (year, month, day, sod, nanos) = Ts(ms * 1_000_000).utc_parts();
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        nanos / 1_000_000
+    )
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@ use std::fmt::Write as _;
 
 use super::{Event, Timeline};
 use crate::Ts;
-use crate::close::{Finding, code_meaning};
+use crate::close::{Finding, code_meaning, op_name};
 use crate::decode::Endpoint;
-use crate::frame::{
-    self, FrameHeader, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
-};
+use crate::frame::{self, FrameHeader, OP_BINARY, OP_CLOSE, OP_TEXT};
 use crate::reassembly::Dir;
 use crate::upgrade::{Request, Response};
 
@@ -343,18 +341,6 @@ fn response_text(r: &Response) -> String {
     s
 }
 
-fn op_name(op: u8) -> String {
-    match op {
-        OP_CONTINUATION => "continuation".into(),
-        OP_TEXT => "text".into(),
-        OP_BINARY => "binary".into(),
-        OP_CLOSE => "close".into(),
-        OP_PING => "ping".into(),
-        OP_PONG => "pong".into(),
-        n => format!("opcode 0x{n:X}"),
-    }
-}
-
 fn bytes(n: u64) -> String {
     if n == 1 {
         "1 byte".into()
@@ -512,17 +498,7 @@ pub fn epoch(t: Ts) -> String {
 
 /// UTC date and time: `2026-11-22 17:32:01.278073`.
 pub fn utc(t: Ts) -> String {
-    let (secs, nanos) = (t.0.div_euclid(1_000_000_000), t.0.rem_euclid(1_000_000_000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days to the civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, sod, nanos) = t.utc_parts();
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{}",
         sod / 3600,
