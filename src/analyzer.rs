@@ -636,4 +636,19 @@ mod size_tests {
         assert!(flow <= 400, "Flow<Session> is {flow} bytes");
         assert!(size_of::<super::Session>() <= 160);
     }
+
+    /// The inline state a WebSocket connection adds (its decoders and
+    /// tracker): the README's per-connection figure rests on it.
+    #[test]
+    fn websocket_state_is_bounded() {
+        use std::mem::size_of;
+        let ws = size_of::<super::Ws>();
+        eprintln!(
+            "Ws {ws} B (Tracker {} B, FrameDecoder {} B), report {} B",
+            size_of::<crate::close::Tracker>(),
+            size_of::<crate::frame::FrameDecoder>(),
+            size_of::<crate::close::ConnectionReport>()
+        );
+        assert!(ws <= 1024, "Ws is {ws} bytes");
+    }
 }
