@@ -14,9 +14,9 @@
 //!   skipped), so pinging clients live on.
 //!   On the wire (nginx 1.22, checked with tshark): 2.0 s after the 101
 //!   nginx closes the **upstream leg first, with a FIN** (it is the client of
-//!   that leg), then ~0.1 ms later the **client leg, with a FIN** (it is the
-//!   server of that leg); no close frame on either leg. The backend and the
-//!   client answer with their own FIN.
+//!   that leg), then within a few ms the **client leg, with a FIN** (it is
+//!   the server of that leg); no close frame on either leg. The backend and
+//!   the client answer with their own FIN.
 //! * **HAProxy** (`mode http`) with `timeout tunnel 3s`. After the 101 the
 //!   stream is a tunnel and `timeout tunnel` replaces `timeout client` and
 //!   `timeout server` as the inactivity timeout of both sides (traffic in
@@ -26,7 +26,7 @@
 //!   the tunnel timeout can cut. On the wire (HAProxy 2.6, checked with
 //!   tshark): 3.0 s after the 101 HAProxy **resets the upstream leg first
 //!   (an RST, no FIN: an abortive close of the server-side connection, which
-//!   leaves no TIME_WAIT on the proxy)**, then ~0.1 ms later it closes the
+//!   leaves no TIME_WAIT on the proxy)**, then within 1 ms it closes the
 //!   **client leg with a FIN**; the client answers with its FIN.
 //!
 //! Through each proxy: 3 idle clients (upgrade, then nothing) that the proxy
