@@ -84,12 +84,12 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// Two distinct free ports (both held until both are chosen).
+fn two_free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
 }
 
 /// A temporary directory, removed at the end (kept when the test failed, to
@@ -489,7 +489,7 @@ fn nginx_and_haproxy_idle_cuts_are_diagnosed() {
     let dir = tmp.0.clone();
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let backend = echo_server(&rt);
-    let (nginx_port, haproxy_port) = (free_port(), free_port());
+    let (nginx_port, haproxy_port) = two_free_ports();
     let _nginx = start_nginx(&nginx_bin, &dir, nginx_port, backend);
     let _haproxy = start_haproxy(&haproxy_bin, &dir, haproxy_port, backend);
 
