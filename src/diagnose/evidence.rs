@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Diagnosis, DiagnosisKind, Stats, count, cut_of, entry, secs, who, with_finding};
+use super::{Diagnosis, DiagnosisKind, Stats, count, cut_of, entry, secs, span, who, with_finding};
 use crate::close::{ConnectionReport, Kind, Outcome, Settings, Side, code_meaning};
 use crate::frame::{CodeClass, classify_code};
 
@@ -131,13 +131,12 @@ pub fn heartbeat_lost(conns: &[ConnectionReport], settings: &Settings) -> Vec<Di
         let members: Vec<&ConnectionReport> = items.iter().map(|i| i.0).collect();
         let st = Stats::of(&items.iter().map(|i| i.1).collect::<Vec<_>>());
         let message = format!(
-            "{} stopped answering pings on {}: the {}'s pings went without a pong for {} ({} to {}) before the connection was closed with 1001/1011 or cut",
+            "{} stopped answering pings on {}: the {}'s pings went without a pong for {} {} before the connection was closed with 1001/1011 or cut",
             who(side, &members),
             count(members.len(), "connection"),
             side.other().name(),
             secs(st.median),
-            secs(st.min),
-            secs(st.max)
+            span(&st)
         );
         let advice = format!(
             "the {} was unresponsive (a frozen tab or process, a blocked event loop, a dead network path): python websockets gives up after ping_interval + ping_timeout (20 s + 20 s by default) with 1011, socket.io after pingInterval + pingTimeout (25 s + 20 s); look at the {}'s load and the path at those times",

@@ -206,3 +206,21 @@ fn who(side: Side, members: &[&ConnectionReport]) -> String {
 fn secs(s: f64) -> String {
     fmt_short(s)
 }
+
+/// A range of seconds precise enough to show the spread: "(59.81 to
+/// 60.29 s)", "(1.997 to 2.000 s)".
+pub(crate) fn span(st: &Stats) -> String {
+    let digits = if st.max < 10.0 { 3 } else { 2 };
+    format!("({:.digits$} to {:.digits$} s)", st.min, st.max)
+}
+
+/// An interval to recommend, rounded to two significant digits: "1.0 s",
+/// "30 s".
+pub(crate) fn nice(s: f64) -> String {
+    if s >= 10.0 {
+        let step = 10f64.powf(s.log10().floor() - 1.0);
+        format!("{} s", (s / step).round() * step)
+    } else {
+        format!("{:.1} s", s)
+    }
+}

@@ -13,7 +13,7 @@
 //! few milliseconds), chance groups are not.
 
 use super::defaults::{self, tolerance};
-use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry};
+use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry, nice, span};
 use crate::Ts;
 use crate::close::{ConnectionReport, Side, fmt_short};
 
@@ -170,21 +170,20 @@ fn culprit(side: Side) -> &'static str {
     match side {
         Side::Server => "a proxy or load balancer in front of the server, or the server itself",
         Side::Client => {
-            "the client, or what stands on its side (a proxy's upstream leg, a NAT or firewall)"
+            "the client, a proxy whose upstream leg this is, or a NAT or firewall near the client"
         }
     }
 }
 
 /// "4 connections were cut by the server side (FIN, no close frame)
-/// {what} (59.81 s to 60.29 s)".
+/// {what} (59.81 to 60.29 s)".
 fn cut_message(side: Side, members: &[&ConnectionReport], what: String, st: &Stats) -> String {
     format!(
-        "{} connections were cut by the {} side ({}) {what} ({} to {})",
+        "{} connections were cut by the {} side ({}) {what} {}",
         members.len(),
         side.name(),
         how_cut(members),
-        fmt_short(st.min),
-        fmt_short(st.max)
+        span(st)
     )
 }
 
@@ -197,9 +196,9 @@ pub fn idle_timeouts(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
             let median = fmt_short(st.median);
             let what = format!("after {median} without traffic in either direction");
             let advice = format!(
-                "an idle timeout of about {median} on the path ({}): send pings at least every {}, or raise that timeout",
+                "an idle timeout of about {median} in {}: send pings at least every {}, or raise that timeout",
                 culprit(side),
-                fmt_short((st.median / 2.0).max(0.5))
+                nice((st.median / 2.0).max(0.5))
             );
             (cut_message(side, members, what, st), advice)
         },
@@ -223,7 +222,7 @@ pub fn max_lifetimes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
             let what =
                 format!("at the same age, {median} after the upgrade, whatever their traffic");
             let advice = format!(
-                "a cap on connection lifetime of about {median} ({}): raise it, or have clients reconnect on their own before it",
+                "a cap on connection lifetime of about {median} in {}: raise it, or have clients reconnect on their own before it",
                 culprit(side)
             );
             (cut_message(side, members, what, st), advice)
