@@ -15,7 +15,7 @@ use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
 use crate::reassembly::{Dir, FlowKey, FlowTable, Limits, ReassemblyStats, Release, StreamSink};
 use crate::timeline::{Selection, Tracer};
-use crate::upgrade::{self, MAX_HEAD_LEN};
+use crate::upgrade::{self, Head, MAX_HEAD_LEN, Request, Response};
 
 /// Data segments of a flow picked up midstream that may be tried as frames
 /// before the flow is taken as "not WebSocket".
@@ -205,11 +205,6 @@ impl Session {
     fn head(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         let buf = &mut self.head[dir.idx()];
         let prev = buf.len();
-        let is_response = if prev > 0 {
-            upgrade::looks_like_response(buf)
-        } else {
-            upgrade::looks_like_response(data)
-        };
         // Parse in place when the head is whole in this segment.
         let input: &[u8] = if prev == 0 {
             data
@@ -218,12 +213,7 @@ impl Session {
             buf.extend_from_slice(&data[..data.len().min(room)]);
             buf
         };
-        let parsed = if is_response {
-            upgrade::parse_response(input).map(|(rest, r)| (input.len() - rest.len(), Err(r)))
-        } else {
-            upgrade::parse_request(input).map(|(rest, r)| (input.len() - rest.len(), Ok(r)))
-        };
-        match parsed {
+        match upgrade::parse_head(input) {
             Err(nom::Err::Incomplete(_)) => {
                 if prev == 0 {
                     buf.extend_from_slice(data);
@@ -242,43 +232,49 @@ impl Session {
                 // Bytes of this segment after the head.
                 let rest = &data[used.saturating_sub(prev).min(data.len())..];
                 match head {
-                    Ok(req) => {
-                        if !req.upgrade_websocket {
-                            self.ignore();
-                            return;
-                        }
-                        self.mode = Mode::WebSocket;
-                        if let Some(t) = &self.trace {
-                            t.request(dir, ts, &req);
-                        }
-                        self.ws().tracker.request(dir, ts, req);
-                        self.start_frames(dir, ts, rest);
-                    }
-                    Err(resp) => {
-                        let status = resp.status;
-                        if self.mode == Mode::Detecting {
-                            // A response with no request: picked up midstream.
-                            if status != 101 {
-                                self.ignore();
-                                return;
-                            }
-                            self.become_midstream();
-                        }
-                        if let Some(t) = &self.trace {
-                            t.response(dir, ts, &resp);
-                        }
-                        let ws = self.ws();
-                        ws.tracker.response(dir, ts, resp);
-                        if status == 101 {
-                            self.start_frames(dir, ts, rest);
-                        } else {
-                            // A rejection: what follows is a body, not frames.
-                            for d in &mut ws.dirs {
-                                d.stage = Stage::Skip;
-                            }
-                        }
-                    }
+                    Head::Request(req) => self.got_request(dir, ts, req, rest),
+                    Head::Response(resp) => self.got_response(dir, ts, resp, rest),
                 }
+            }
+        }
+    }
+
+    /// An upgrade request (anything else: not a WebSocket connection).
+    fn got_request(&mut self, dir: Dir, ts: Ts, req: Request, rest: &[u8]) {
+        if !req.upgrade_websocket {
+            self.ignore();
+            return;
+        }
+        self.mode = Mode::WebSocket;
+        if let Some(t) = &self.trace {
+            t.request(dir, ts, &req);
+        }
+        self.ws().tracker.request(dir, ts, req);
+        self.start_frames(dir, ts, rest);
+    }
+
+    /// The upgrade's response: frames follow a 101, a body anything else.
+    fn got_response(&mut self, dir: Dir, ts: Ts, resp: Response, rest: &[u8]) {
+        let status = resp.status;
+        if self.mode == Mode::Detecting {
+            // A response with no request: picked up midstream.
+            if status != 101 {
+                self.ignore();
+                return;
+            }
+            self.become_midstream();
+        }
+        if let Some(t) = &self.trace {
+            t.response(dir, ts, &resp);
+        }
+        let ws = self.ws();
+        ws.tracker.response(dir, ts, resp);
+        if status == 101 {
+            self.start_frames(dir, ts, rest);
+        } else {
+            // A rejection: what follows is a body, not frames.
+            for d in &mut ws.dirs {
+                d.stage = Stage::Skip;
             }
         }
     }

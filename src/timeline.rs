@@ -305,7 +305,7 @@ impl<'a> Timeline<'a> {
     fn finish(&mut self, end: Ts) {
         self.drain();
         if let Some((_, last)) = self.span
-            && self.report.close.tcp_end.kind == "none"
+            && self.report.close.tcp_end.kind == crate::close::TcpEndKind::None
             && end.saturating_sub(last) > SILENCE
         {
             self.push(Event::Silence {

@@ -39,7 +39,39 @@ pub struct Response {
     pub extensions: Vec<String>,
 }
 
+/// Which RSV bits the negotiated extensions give a meaning to (RFC 6455
+/// 5.2: any other set bit fails the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RsvRules {
+    /// RSV1 on data frames (permessage-deflate and its predecessors).
+    pub rsv1_on_data: bool,
+    /// Any RSV bit on data frames: an extension we do not know was agreed.
+    pub any_on_data: bool,
+}
+
+impl RsvRules {
+    /// A connection picked up without its handshake: RSV1 may be
+    /// permessage-deflate, nothing else is known.
+    pub const MIDSTREAM: RsvRules = RsvRules {
+        rsv1_on_data: true,
+        any_on_data: false,
+    };
+
+    /// Whether a frame's RSV bits are allowed (never on control frames).
+    pub fn allow(self, rsv: u8, data_frame: bool) -> bool {
+        rsv == 0 || (data_frame && (self.any_on_data || (self.rsv1_on_data && rsv == 0b100)))
+    }
+}
+
 impl Response {
+    /// The RSV rules of the extensions this response accepted.
+    pub fn rsv_rules(&self) -> RsvRules {
+        RsvRules {
+            rsv1_on_data: self.allows_rsv1(),
+            any_on_data: self.has_unknown_extension(),
+        }
+    }
+
     /// Whether the negotiated extensions allow RSV1 on data frames.
     pub fn allows_rsv1(&self) -> bool {
         self.extensions.iter().any(|e| {
@@ -59,6 +91,23 @@ impl Response {
                 || name.eq_ignore_ascii_case("x-webkit-deflate-frame")
                 || name.eq_ignore_ascii_case("perframe-deflate"))
         })
+    }
+}
+
+/// An HTTP head of either direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    Request(Request),
+    Response(Response),
+}
+
+/// Parses the head at the start of `input`: a response when it starts like
+/// one, else a request. Returns the head and the bytes it took.
+pub fn parse_head(input: &[u8]) -> Result<(usize, Head), nom::Err<nom::error::Error<&[u8]>>> {
+    if looks_like_response(input) {
+        parse_response(input).map(|(rest, r)| (input.len() - rest.len(), Head::Response(r)))
+    } else {
+        parse_request(input).map(|(rest, r)| (input.len() - rest.len(), Head::Request(r)))
     }
 }
 

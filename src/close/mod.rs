@@ -7,6 +7,7 @@
 //! [`verdict`] turns the facts into the contract's connection object.
 
 use serde::Serialize;
+use strum::{IntoStaticStr, VariantArray};
 
 use crate::Ts;
 use crate::frame::{OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT};
@@ -17,8 +18,11 @@ mod verdict;
 pub use tracker::{ConnMeta, Tracker};
 
 /// How the closing handshake ended (the contract's `close.outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Clean,
     Unanswered,
@@ -30,31 +34,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Clean,
-        Outcome::Unanswered,
-        Outcome::Timeout,
-        Outcome::Abnormal,
-        Outcome::Pending,
-        Outcome::Open,
-        Outcome::Rejected,
-    ];
+    pub const ALL: &'static [Outcome] = Outcome::VARIANTS;
 
+    /// The contract's name (the same as in the JSON).
     pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Clean => "clean",
-            Outcome::Unanswered => "unanswered",
-            Outcome::Timeout => "timeout",
-            Outcome::Abnormal => "abnormal",
-            Outcome::Pending => "pending",
-            Outcome::Open => "open",
-            Outcome::Rejected => "rejected",
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Severity {
     Info,
     Warning,
@@ -63,16 +53,13 @@ pub enum Severity {
 
 impl Severity {
     pub fn name(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Side {
     Client,
     Server,
@@ -80,10 +67,7 @@ pub enum Side {
 
 impl Side {
     pub fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Server => "server",
-        }
+        self.into()
     }
 
     pub fn other(self) -> Side {
@@ -100,8 +84,9 @@ impl Side {
 }
 
 /// The contract's finding kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Kind {
     AbnormalClosure,
     UnansweredClose,
@@ -173,11 +158,8 @@ impl Kind {
         )
     }
 
-    pub fn name(self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(s)) => s,
-            _ => format!("{self:?}"),
-        }
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -231,9 +213,30 @@ pub struct CloseFrame {
     pub payload_len: u64,
 }
 
+/// How a TCP connection ended: its first FIN or RST, or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TcpEndKind {
+    Fin,
+    Rst,
+    None,
+}
+
+impl TcpEndKind {
+    /// As people write it: "FIN", "RST", "none".
+    pub fn upper(self) -> &'static str {
+        match self {
+            TcpEndKind::Fin => "FIN",
+            TcpEndKind::Rst => "RST",
+            TcpEndKind::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TcpEnd {
-    pub kind: &'static str,
+    pub kind: TcpEndKind,
     pub by: Option<Side>,
     pub ts: Option<f64>,
 }

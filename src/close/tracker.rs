@@ -2,13 +2,13 @@
 //! capture runs: frames, close frames, pings, the TCP end, and the first
 //! occurrence of each finding (rule 6: one per kind and side).
 
-use super::{FrameCounts, Kind, code_meaning, op_name, rsv_names};
+use super::{FrameCounts, Kind, TcpEndKind, code_meaning, op_name, rsv_names};
 use crate::Ts;
 use crate::decode::Endpoint;
 use crate::frame::{self, CodeClass, FrameHeader, OP_CLOSE, OP_PING, OP_PONG};
 use crate::message::MsgNotes;
 use crate::reassembly::Dir;
-use crate::upgrade::{Request, Response};
+use crate::upgrade::{Request, Response, RsvRules};
 
 /// First occurrence and count of something, with the first one's details.
 #[derive(Debug, Clone)]
@@ -55,6 +55,14 @@ pub(super) struct DirFacts {
 pub(super) struct Upgrade {
     pub request: Option<(Ts, Dir, Request)>,
     pub response: Option<(Ts, Dir, Response)>,
+}
+
+/// The first FIN or RST of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct End {
+    pub kind: TcpEndKind,
+    pub by: Dir,
+    pub ts: Ts,
 }
 
 /// Distinct TTLs kept per direction: enough for a path change or two;
@@ -143,12 +151,10 @@ pub struct Tracker {
     /// Time of the last frame before the first close frame.
     pub(super) last_frame: Option<Ts>,
     pub(super) first_close: Option<(Dir, Ts)>,
-    /// First FIN or RST: kind ("fin"/"rst"), sender, time.
-    pub(super) tcp_end: Option<(&'static str, Dir, Ts)>,
+    pub(super) tcp_end: Option<End>,
     pub(super) seen: Vec<Seen>,
     pub(super) close_codes: Vec<(Option<u16>, u64)>,
-    /// Extension rules for RSV bits: (RSV1 allowed, anything allowed).
-    rsv_rules: (bool, bool),
+    rsv_rules: RsvRules,
     /// The response head was cut by a capture gap.
     pub(super) response_lost: bool,
 }
@@ -162,7 +168,7 @@ impl Tracker {
 
     pub fn response(&mut self, dir: Dir, ts: Ts, r: Response) {
         if self.upgrade.response.is_none() {
-            self.rsv_rules = (r.allows_rsv1(), r.has_unknown_extension());
+            self.rsv_rules = r.rsv_rules();
             self.upgrade.response = Some((ts, dir, r));
         }
     }
@@ -176,7 +182,7 @@ impl Tracker {
     pub fn set_midstream(&mut self) {
         self.midstream = true;
         // The negotiation was not seen: RSV1 may be permessage-deflate.
-        self.rsv_rules = (true, false);
+        self.rsv_rules = RsvRules::MIDSTREAM;
     }
 
     /// Records one occurrence: the first keeps its time and details, the
@@ -277,8 +283,7 @@ impl Tracker {
             Kind::FragmentedControlFrame,
             &|| format!("{} frame with FIN clear", op_name(op)),
         );
-        let (rsv1_ok, any_ok) = self.rsv_rules;
-        let rsv_ok = h.rsv == 0 || (h.is_data() && (any_ok || (rsv1_ok && h.rsv == 0b100)));
+        let rsv_ok = self.rsv_rules.allow(h.rsv, h.is_data());
         check(self, !rsv_ok, Kind::ReservedBits, &|| {
             format!("{} frame with {}", op_name(op), rsv_names(h.rsv))
         });
@@ -370,15 +375,19 @@ impl Tracker {
         s.bytes = s.bytes.saturating_add(len);
     }
 
+    fn end(&mut self, kind: TcpEndKind, by: Dir, ts: Ts) {
+        self.tcp_end = Some(End { kind, by, ts });
+    }
+
     pub fn fin(&mut self, dir: Dir, ts: Ts) {
         if self.tcp_end.is_none() {
-            self.tcp_end = Some(("fin", dir, ts));
+            self.end(TcpEndKind::Fin, dir, ts);
         }
     }
 
     pub fn rst(&mut self, dir: Dir, ts: Ts) {
         if self.tcp_end.is_none() {
-            self.tcp_end = Some(("rst", dir, ts));
+            self.end(TcpEndKind::Rst, dir, ts);
         }
         if self.first_close.is_some() {
             self.note(Kind::ResetAfterClose, Some(dir), ts, String::new);

@@ -3,17 +3,14 @@
 //! diagnoses read. Messages give times relative to the upgrade, never
 //! epoch seconds.
 
-use super::tracker::{CloseSeen, ConnMeta, Tracker};
+use super::tracker::{CloseSeen, ConnMeta, End, Tracker};
 use super::{
     CloseFrame, CloseReport, ConnectionReport, Evidence, Finding, FramesBySide, Handshake, Kind,
-    Outcome, Settings, Severity, Side, TcpEnd, fmt_secs, fmt_short,
+    Outcome, Settings, Severity, Side, TcpEnd, TcpEndKind, fmt_secs, fmt_short,
 };
 use crate::Ts;
 use crate::reassembly::Dir;
 use crate::upgrade::accept_for_key;
-
-/// The first FIN or RST: kind, sender, time.
-type End = (&'static str, Dir, Ts);
 
 /// One report in the making.
 struct Verdict<'a> {
@@ -157,8 +154,8 @@ impl Verdict<'_> {
         }
     }
 
-    fn end_desc(&self, (kind, d, _): End) -> String {
-        format!("{} from the {}", kind.to_uppercase(), self.side(d).name())
+    fn end_desc(&self, e: End) -> String {
+        format!("{} from the {}", e.kind.upper(), self.side(e.by).name())
     }
 
     fn close_of(&self, d: Dir) -> Option<&CloseSeen> {
@@ -212,7 +209,7 @@ impl Verdict<'_> {
         let up = &self.t.upgrade;
         up.request.as_ref()?;
         let resp = up.response.as_ref().map(|(t, _, _)| *t)?;
-        self.t.tcp_end.filter(|e| e.2 < resp).map(|e| (e, resp))
+        self.t.tcp_end.filter(|e| e.ts < resp).map(|e| (e, resp))
     }
 
     /// Whether the upgrade went through (rule 8).
@@ -239,9 +236,9 @@ impl Verdict<'_> {
             let msg = format!(
                 "the TCP connection ended ({}) before the upgrade response, which came {} later",
                 self.end_desc(e),
-                fmt_secs(resp.secs_since(e.2))
+                fmt_secs(resp.secs_since(e.ts))
             );
-            self.add(Kind::HandshakeRejected, server, e.2, msg);
+            self.add(Kind::HandshakeRejected, server, e.ts, msg);
             return Outcome::Rejected;
         }
         match (&self.t.upgrade.response, self.t.tcp_end) {
@@ -254,9 +251,9 @@ impl Verdict<'_> {
                 let msg = format!(
                     "no response came to the upgrade request before the TCP connection ended ({}, {})",
                     self.end_desc(e),
-                    self.rel(e.2)
+                    self.rel(e.ts)
                 );
-                self.add(Kind::HandshakeRejected, server, e.2, msg);
+                self.add(Kind::HandshakeRejected, server, e.ts, msg);
                 Outcome::Rejected
             }
             (None, None) => Outcome::Open,
@@ -284,9 +281,9 @@ impl Verdict<'_> {
             let msg = format!(
                 "the TCP connection ended ({}) without a close frame from either side, {} after the last activity (browsers report 1006)",
                 self.end_desc(e),
-                fmt_secs(e.2.secs_since(self.idle_from()))
+                fmt_secs(e.ts.secs_since(self.idle_from()))
             );
-            self.add(Kind::AbnormalClosure, Some(self.side(e.1)), e.2, msg);
+            self.add(Kind::AbnormalClosure, Some(self.side(e.by)), e.ts, msg);
             return Outcome::Abnormal;
         };
         let deadline = c1.saturating_add(self.timeout);
@@ -295,15 +292,15 @@ impl Verdict<'_> {
         if answer.is_some_and(|a| a <= deadline) {
             return Outcome::Clean;
         }
-        if let Some(e) = tcp_end.filter(|e| e.2 < deadline) {
+        if let Some(e) = tcp_end.filter(|e| e.ts < deadline) {
             let msg = format!(
                 "the {} sent a close frame but the {} never answered it; the TCP connection ended ({}) {} later",
                 closer.name(),
                 silent.name(),
                 self.end_desc(e),
-                fmt_secs(e.2.secs_since(c1))
+                fmt_secs(e.ts.secs_since(c1))
             );
-            self.add(Kind::UnansweredClose, Some(silent), e.2, msg);
+            self.add(Kind::UnansweredClose, Some(silent), e.ts, msg);
             return Outcome::Unanswered;
         }
         if self.end < deadline {
@@ -342,7 +339,7 @@ impl Verdict<'_> {
         let later = cc.ts.max(sc.ts);
         let limit = later.saturating_add(self.timeout);
         let tcp_end = self.t.tcp_end;
-        let ended_in_time = tcp_end.is_some_and(|e| e.2 <= limit);
+        let ended_in_time = tcp_end.is_some_and(|e| e.ts <= limit);
         if !ended_in_time && self.end >= limit {
             let msg = format!(
                 "both close frames were exchanged but no FIN or RST came within {} of the last one",
@@ -350,13 +347,13 @@ impl Verdict<'_> {
             );
             self.add(Kind::TcpNotClosed, Some(Side::Server), limit, msg);
         }
-        if let Some(e) = tcp_end.filter(|e| self.side(e.1) == Side::Client && e.2 >= later) {
+        if let Some(e) = tcp_end.filter(|e| self.side(e.by) == Side::Client && e.ts >= later) {
             let msg = format!(
                 "after the close handshake the client ended TCP first ({}, {} after the last close frame); RFC 6455 7.1.1 says the server should",
-                e.0.to_uppercase(),
-                fmt_secs(e.2.secs_since(later))
+                e.kind.upper(),
+                fmt_secs(e.ts.secs_since(later))
             );
-            self.add(Kind::ClientClosedTcpFirst, Some(Side::Client), e.2, msg);
+            self.add(Kind::ClientClosedTcpFirst, Some(Side::Client), e.ts, msg);
         }
     }
 
@@ -369,21 +366,21 @@ impl Verdict<'_> {
         let Some(answer) = self.close_of(d.other()).map(|c| c.ts) else {
             return;
         };
-        if e.1 != d || e.2 < c1 || answer <= e.2 {
+        if e.by != d || e.ts < c1 || answer <= e.ts {
             return;
         }
         let (x, y) = (self.side(d), self.side(d.other()));
         let msg = format!(
             "the {} sent its close frame and ended TCP ({}) {} later, before the {}'s close frame arrived ({} after the {}): the answer met a closed socket, and the {}'s application may report 1006",
             x.name(),
-            e.0.to_uppercase(),
-            fmt_secs(e.2.secs_since(c1)),
+            e.kind.upper(),
+            fmt_secs(e.ts.secs_since(c1)),
             y.name(),
-            fmt_secs(answer.secs_since(e.2)),
-            e.0.to_uppercase(),
+            fmt_secs(answer.secs_since(e.ts)),
+            e.kind.upper(),
             y.name(),
         );
-        self.add(Kind::ClosedBeforeAnswer, Some(x), e.2, msg);
+        self.add(Kind::ClosedBeforeAnswer, Some(x), e.ts, msg);
     }
 
     /// Masking (RFC 6455 5.1), judged now that the client is known.
@@ -420,7 +417,7 @@ impl Verdict<'_> {
             let p = self.t.dirs[d.idx()].pings;
             let Some(first) = p.first else { continue };
             let deadline = first.saturating_add(self.timeout);
-            let open_long_enough = self.t.tcp_end.is_none_or(|e| e.2 > deadline);
+            let open_long_enough = self.t.tcp_end.is_none_or(|e| e.ts > deadline);
             if !open_long_enough || self.end < deadline {
                 continue;
             }
@@ -489,7 +486,7 @@ impl Verdict<'_> {
         let t = self.t;
         let tcp_end = t.tcp_end;
         // Rule 11: idle time up to the first close frame, else the TCP end.
-        let idle_to = t.first_close.map(|(_, t)| t).or(tcp_end.map(|e| e.2));
+        let idle_to = t.first_close.map(|(_, t)| t).or(tcp_end.map(|e| e.ts));
         let idle_s = idle_to.map(|to| to.secs_since(self.idle_from()));
         let handshake_s = t
             .first_close
@@ -515,13 +512,13 @@ impl Verdict<'_> {
                 idle_s
             },
             tcp_end: match tcp_end {
-                Some((kind, d, ts)) => TcpEnd {
-                    kind,
-                    by: Some(self.side(d)),
-                    ts: Some(secs(ts)),
+                Some(e) => TcpEnd {
+                    kind: e.kind,
+                    by: Some(self.side(e.by)),
+                    ts: Some(secs(e.ts)),
                 },
                 None => TcpEnd {
-                    kind: "none",
+                    kind: TcpEndKind::None,
                     by: None,
                     ts: None,
                 },

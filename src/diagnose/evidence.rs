@@ -213,7 +213,7 @@ fn code_evidence(code: u16, side: Side, members: &[&ConnectionReport]) -> String
                 for f in &c.findings {
                     let before = f.ts.is_some_and(|t| t <= at);
                     if f.side == Some(other) && before && f.kind.is_protocol_violation() {
-                        *kinds.entry(f.kind.name()).or_default() += 1;
+                        *kinds.entry(f.kind.name().to_string()).or_default() += 1;
                     }
                 }
             }

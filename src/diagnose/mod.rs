@@ -3,6 +3,7 @@
 //! reads connection reports and writes `diagnoses`; nothing depends on it.
 
 use serde::Serialize;
+use strum::IntoStaticStr;
 
 use crate::close::{ConnectionReport, Kind, Outcome, Settings, Severity, Side, fmt_short};
 
@@ -11,8 +12,9 @@ mod evidence;
 pub mod timing;
 
 /// The contract's diagnosis kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DiagnosisKind {
     IdleTimeout,
     MaxLifetime,
@@ -35,11 +37,8 @@ impl DiagnosisKind {
         }
     }
 
-    pub fn name(self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(s)) => s,
-            _ => format!("{self:?}"),
-        }
+    pub fn name(self) -> &'static str {
+        self.into()
     }
 }
 

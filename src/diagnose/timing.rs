@@ -15,7 +15,7 @@
 use super::defaults::{self, tolerance};
 use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry, nice, span};
 use crate::Ts;
-use crate::close::{ConnectionReport, Side, fmt_short};
+use crate::close::{ConnectionReport, Side, TcpEndKind, fmt_short};
 
 /// Chance below which a group stands out (D1).
 const ALPHA: f64 = 0.005;
@@ -155,7 +155,7 @@ fn how_cut(members: &[&ConnectionReport]) -> String {
     for c in members {
         let way = match c.close.first_frame() {
             Some(_) => "close frame 1001",
-            None if c.close.tcp_end.kind == "rst" => "RST, no close frame",
+            None if c.close.tcp_end.kind == TcpEndKind::Rst => "RST, no close frame",
             None => "FIN, no close frame",
         };
         if !ways.contains(&way) {

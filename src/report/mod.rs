@@ -8,7 +8,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::close::{ConnectionReport, Outcome, Settings, Severity, fmt_secs};
+use crate::close::{ConnectionReport, Outcome, Settings, Severity, TcpEndKind, fmt_secs};
 use crate::diagnose::{Diagnosis, diagnose};
 
 mod diagnoses;
@@ -179,7 +179,7 @@ impl Summary {
                 *close_codes.entry(k).or_insert(0) += n;
             }
             for f in &c.findings {
-                *findings.entry(f.kind.name()).or_insert(0) += 1;
+                *findings.entry(f.kind.name().to_string()).or_insert(0) += 1;
                 match f.severity {
                     Severity::Error => severities.error += 1,
                     Severity::Warning => severities.warning += 1,
@@ -257,8 +257,8 @@ impl Summary {
             };
             let end = &c.close.tcp_end;
             let tcp_end = match (end.kind, end.by) {
-                ("none", _) | (_, None) => "open".to_string(),
-                (k, Some(by)) => format!("{} by {}", k.to_uppercase(), by.name()),
+                (TcpEndKind::None, _) | (_, None) => "open".to_string(),
+                (k, Some(by)) => format!("{} by {}", k.upper(), by.name()),
             };
             // One entry per kind, with the sides it was found on.
             let mut kinds: Vec<(String, Vec<&str>)> = Vec::new();
@@ -267,7 +267,7 @@ impl Summary {
                 let side = f.side.map_or("-", |s| s.name());
                 match kinds.iter_mut().find(|(k, _)| *k == name) {
                     Some((_, sides)) => sides.push(side),
-                    None => kinds.push((name, vec![side])),
+                    None => kinds.push((name.to_string(), vec![side])),
                 }
             }
             let kinds: Vec<String> = kinds
@@ -312,7 +312,7 @@ impl Summary {
         for o in Outcome::ALL {
             t.add_row(vec![
                 o.name().to_string(),
-                self.totals.outcomes.get(o).to_string(),
+                self.totals.outcomes.get(*o).to_string(),
             ]);
         }
         let s = &self.totals.severities;
@@ -380,7 +380,7 @@ impl Summary {
                     t.add_row(vec![
                         c.id.to_string(),
                         f.severity.name().to_string(),
-                        f.kind.name(),
+                        f.kind.name().to_string(),
                         f.side.map_or("-", |s| s.name()).to_string(),
                         f.ts.map_or("-".into(), |t| format!("{t:.6}")),
                         f.message.clone(),
