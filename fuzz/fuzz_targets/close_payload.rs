@@ -1,35 +1,37 @@
-//! `wsclose::frame::parse_close_payload` and `classify_code` (plus the
-//! message helpers `code_meaning` and `fmt_secs`).
+//! `wsclose::frame::parse_close_payload` and `CloseCode` (class, meaning,
+//! description), plus the message helper `fmt_secs`.
 //!
 //! Checked: `code` and `reason` are both present or both absent; a code is
 //! present iff the payload has at least 2 bytes and is its first two bytes
 //! big-endian; `one_byte` iff the payload is 1 byte; the reason is the rest,
 //! exact when it is valid UTF-8 and with replacement characters otherwise;
 //! `reason_valid_utf8` is true when there is no reason; the class of a code
-//! agrees with RFC 6455 7.4 ranges.
+//! agrees with RFC 6455 7.4 ranges; every code has a description.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsclose::close::{code_meaning, fmt_secs};
-use wsclose::frame::{CodeClass, classify_code, parse_close_payload};
+use wsclose::close::fmt_secs;
+use wsclose::frame::{CloseCode, CodeClass, parse_close_payload};
 
 fn check_class(code: u16) {
-    let c = classify_code(code);
+    let c = CloseCode(code).class();
     match code {
         0..=999 | 1004 | 1016..=2999 | 5000.. => assert_eq!(c, CodeClass::Invalid, "{code}"),
         3000..=4999 | 1000 | 1001 => assert_eq!(c, CodeClass::Normal, "{code}"),
         1005 | 1006 | 1015 => assert_eq!(c, CodeClass::Reserved, "{code}"),
         _ => assert!(matches!(c, CodeClass::Normal | CodeClass::Error), "{code}"),
     }
-    let m = code_meaning(code);
-    if (1000..=1015).contains(&code) && code != 1004 {
-        assert!(m.starts_with(" (") && m.ends_with(')'), "{code}: {m:?}");
-    } else {
-        assert_eq!(m, "");
-    }
+    let m = CloseCode(code).meaning();
+    assert_eq!(
+        m.is_some(),
+        (1000..=1015).contains(&code) && code != 1004,
+        "{code}: {m:?}"
+    );
     if c == CodeClass::Reserved {
-        assert!(m.contains("never sent on the wire"));
+        assert!(m.is_some_and(|m| m.contains("never sent on the wire")));
     }
+    let d = CloseCode(code).describe();
+    assert!(d.starts_with(&format!("{code} (")) && d.ends_with(')'), "{d}");
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -398,25 +398,3 @@ fn rsv_names(rsv: u8) -> String {
         .collect();
     format!("{} set", names.join("+"))
 }
-
-/// A close code's registered meaning, for messages.
-pub fn code_meaning(code: u16) -> &'static str {
-    match code {
-        1000 => " (normal closure)",
-        1001 => " (going away)",
-        1002 => " (protocol error)",
-        1003 => " (unsupported data)",
-        1005 => " (no status received: never sent on the wire)",
-        1006 => " (abnormal closure: never sent on the wire)",
-        1007 => " (invalid frame payload data)",
-        1008 => " (policy violation)",
-        1009 => " (message too big)",
-        1010 => " (mandatory extension)",
-        1011 => " (internal error)",
-        1012 => " (service restart)",
-        1013 => " (try again later)",
-        1014 => " (bad gateway)",
-        1015 => " (TLS handshake failure: never sent on the wire)",
-        _ => "",
-    }
-}

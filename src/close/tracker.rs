@@ -2,7 +2,7 @@
 //! capture runs: frames, close frames, pings, the TCP end, and the first
 //! occurrence of each finding (rule 6: one per kind and side).
 
-use super::{FrameCounts, Kind, TcpEndKind, code_meaning, op_name, rsv_names};
+use super::{FrameCounts, Kind, TcpEndKind, op_name, rsv_names};
 use crate::Ts;
 use crate::decode::Endpoint;
 use crate::frame::{self, CodeClass, FrameHeader, OP_CLOSE, OP_PING, OP_PONG};
@@ -332,7 +332,8 @@ impl Tracker {
             });
         }
         if let Some(code) = p.code {
-            let kind = match frame::classify_code(code) {
+            let code = frame::CloseCode(code);
+            let kind = match code.class() {
                 CodeClass::Normal => None,
                 CodeClass::Error => Some(Kind::ErrorCloseCode),
                 CodeClass::Reserved => Some(Kind::ReservedCloseCode),
@@ -340,7 +341,7 @@ impl Tracker {
             };
             if let Some(kind) = kind {
                 self.note(kind, Some(dir), ts, || {
-                    format!("close frame with code {code}{}", code_meaning(code))
+                    format!("close frame with code {}", code.describe())
                 });
             }
         }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::{Diagnosis, DiagnosisKind, Stats, count, cut_of, entry, secs, span, who, with_finding};
-use crate::close::{ConnectionReport, Kind, Outcome, Settings, Side, code_meaning};
-use crate::frame::{CodeClass, classify_code};
+use crate::close::{ConnectionReport, Kind, Outcome, Settings, Side};
+use crate::frame::{CloseCode, CodeClass};
 
 /// Per address of the silent side (D3): at least 2 close frames left
 /// unanswered, and none answered.
@@ -162,7 +162,7 @@ pub fn error_close_codes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
     for c in conns {
         for side in [Side::Client, Side::Server] {
             let code = c.close.frame_of(side).and_then(|f| f.code);
-            if let Some(code) = code.filter(|&k| classify_code(k) == CodeClass::Error) {
+            if let Some(code) = code.filter(|&k| CloseCode(k).class() == CodeClass::Error) {
                 groups.entry((code, side)).or_default().push(c);
             }
         }
@@ -170,10 +170,10 @@ pub fn error_close_codes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     for ((code, side), members) in groups {
         let message = format!(
-            "{} closed {} with {code}{}{}",
+            "{} closed {} with {}{}",
             who(side, &members),
             count(members.len(), "connection"),
-            code_meaning(code),
+            CloseCode(code).describe(),
             code_evidence(code, side, &members)
         );
         let mut d = entry(

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{Event, Timeline};
 use crate::Ts;
-use crate::close::{Finding, code_meaning, op_name};
+use crate::close::{Finding, op_name};
 use crate::decode::Endpoint;
 use crate::frame::{self, FrameHeader, OP_BINARY, OP_CLOSE, OP_TEXT};
 use crate::reassembly::Dir;
@@ -355,13 +355,7 @@ fn frame_text(h: &FrameHeader, close: Option<&[u8]>, from_client: bool) -> Strin
         let p = frame::parse_close_payload(close.unwrap_or_default());
         match p.code {
             Some(c) => {
-                let meaning = match (code_meaning(c), c) {
-                    ("", 3000..=3999) => " (registered)",
-                    ("", 4000..=4999) => " (private use)",
-                    ("", _) => " (not a valid code)",
-                    (m, _) => m,
-                };
-                let _ = write!(s, ": {c}{meaning}");
+                let _ = write!(s, ": {}", frame::CloseCode(c).describe());
             }
             None => s.push_str(": no code"),
         }

@@ -11,7 +11,11 @@ use nom::IResult;
 use nom::bytes::streaming::take;
 use nom::number::streaming::{be_u8, be_u16, be_u64};
 
-use crate::message::{Messages, MsgNotes};
+mod close;
+mod decoder;
+
+pub use close::{CloseCode, ClosePayload, CodeClass, parse_close_payload};
+pub use decoder::{FrameDecoder, FrameEvent};
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -154,276 +158,6 @@ pub fn plausible(h: &FrameHeader) -> bool {
     } else {
         // RSV1 is common (permessage-deflate); RSV2/3 are not.
         h.rsv & 0b011 == 0 && h.payload_len < 1 << 32
-    }
-}
-
-/// What the decoder reports while it is fed.
-#[derive(Debug)]
-pub enum FrameEvent<'a> {
-    /// A complete frame. `close_payload` is the unmasked payload of a close
-    /// frame (its first [`MAX_CLOSE_KEEP`] bytes; empty for other opcodes);
-    /// `notes` what the frame did to its message.
-    Frame {
-        header: &'a FrameHeader,
-        close_payload: &'a [u8],
-        notes: MsgNotes,
-    },
-    /// Bytes that cannot be a frame: decoding of this direction stops.
-    Malformed(HeaderError),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Waiting for (the rest of) a header.
-    Header,
-    /// Inside a payload: `remaining` bytes to go.
-    Payload,
-    /// Lost the frame boundary (a gap hit a header): look for a plausible
-    /// header at the start of the next segment.
-    Resync,
-    /// A malformed frame was seen: nothing more is decoded.
-    Dead,
-}
-
-/// Streaming decoder for one direction of one connection.
-#[derive(Debug)]
-pub struct FrameDecoder {
-    state: State,
-    hdr_buf: [u8; MAX_HEADER_LEN],
-    hdr_len: u8,
-    cur: FrameHeader,
-    /// Payload bytes of the current frame still to come.
-    remaining: u64,
-    /// Kept (unmasked) close payload of the current frame: allocated only
-    /// while a close frame is read.
-    close_buf: Vec<u8>,
-    msgs: Messages,
-}
-
-impl Default for FrameDecoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FrameDecoder {
-    pub fn new() -> Self {
-        FrameDecoder {
-            state: State::Header,
-            hdr_buf: [0; MAX_HEADER_LEN],
-            hdr_len: 0,
-            cur: FrameHeader::default(),
-            remaining: 0,
-            close_buf: Vec::new(),
-            msgs: Messages::default(),
-        }
-    }
-
-    /// A decoder that first has to find a frame boundary (midstream pickup).
-    pub fn resyncing() -> Self {
-        FrameDecoder {
-            state: State::Resync,
-            msgs: Messages::unknown(),
-            ..Self::new()
-        }
-    }
-
-    pub fn is_dead(&self) -> bool {
-        self.state == State::Dead
-    }
-
-    /// Whether a frame is partly received (used for "incomplete at the end").
-    pub fn in_frame(&self) -> bool {
-        self.state == State::Payload || (self.state == State::Header && self.hdr_len > 0)
-    }
-
-    /// Feeds the bytes of one segment, in order. `on_event` is called for
-    /// every frame completed within them.
-    pub fn feed(&mut self, mut data: &[u8], on_event: &mut impl FnMut(FrameEvent<'_>)) {
-        if self.state == State::Resync {
-            // Only a segment start can be taken as a frame boundary.
-            match parse_header(data) {
-                Ok((_, h)) if plausible(&h) => self.state = State::Header,
-                _ => return,
-            }
-        }
-        while !data.is_empty() {
-            match self.state {
-                State::Dead | State::Resync => return,
-                State::Header => {
-                    // A header is parsed in place; only one split across
-                    // segments goes through the 14-byte buffer.
-                    let have = self.hdr_len as usize;
-                    let parsed = if have == 0 {
-                        parse_header(data).map(|(_, h)| h)
-                    } else {
-                        let add = (MAX_HEADER_LEN - have).min(data.len());
-                        self.hdr_buf[have..have + add].copy_from_slice(&data[..add]);
-                        parse_header(&self.hdr_buf[..have + add]).map(|(_, h)| h)
-                    };
-                    match parsed {
-                        Ok(h) => {
-                            // Bytes of this segment the header took.
-                            let used = h.header_len as usize - have;
-                            self.hdr_len = 0;
-                            self.start_frame(h);
-                            data = &data[used..];
-                            if self.remaining == 0 {
-                                self.finish_frame(on_event);
-                            }
-                        }
-                        Err(nom::Err::Incomplete(_)) => {
-                            // At most 13 bytes in all: keep them for the next
-                            // segment.
-                            let n = data.len().min(MAX_HEADER_LEN - have);
-                            if have == 0 {
-                                self.hdr_buf[..n].copy_from_slice(&data[..n]);
-                            }
-                            self.hdr_len = (have + n) as u8;
-                            return;
-                        }
-                        Err(_) => {
-                            self.state = State::Dead;
-                            on_event(FrameEvent::Malformed(HeaderError::LengthTopBit));
-                            return;
-                        }
-                    }
-                }
-                State::Payload => {
-                    let n = usize::try_from(self.remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(data.len());
-                    let pos = self.cur.payload_len - self.remaining;
-                    if self.cur.opcode == OP_CLOSE {
-                        self.keep_close_bytes(&data[..n], pos);
-                    } else {
-                        self.msgs.payload(&self.cur, &data[..n], pos);
-                    }
-                    self.remaining -= n as u64;
-                    data = &data[n..];
-                    if self.remaining == 0 {
-                        self.finish_frame(on_event);
-                    }
-                }
-            }
-        }
-    }
-
-    /// `len` bytes of this direction are missing from the capture. Inside a
-    /// payload they are just counted off; elsewhere the frame boundary is lost.
-    /// Returns whether the decoder kept its place.
-    pub fn gap(&mut self, len: u64) -> bool {
-        if len > 0 {
-            // The message in progress can no longer be judged.
-            self.msgs.lost();
-        }
-        match self.state {
-            State::Payload if len < self.remaining && self.cur.opcode != OP_CLOSE => {
-                self.remaining -= len;
-                true
-            }
-            State::Header if self.hdr_len == 0 && len == 0 => true,
-            State::Dead => false,
-            _ => {
-                self.state = State::Resync;
-                self.hdr_len = 0;
-                false
-            }
-        }
-    }
-
-    fn start_frame(&mut self, h: FrameHeader) {
-        self.cur = h;
-        self.remaining = h.payload_len;
-        self.close_buf.clear();
-        self.msgs.start(&h);
-        self.state = State::Payload;
-    }
-
-    fn keep_close_bytes(&mut self, bytes: &[u8], pos: u64) {
-        let have = self.close_buf.len();
-        let n = MAX_CLOSE_KEEP.saturating_sub(have).min(bytes.len());
-        if n == 0 {
-            return;
-        }
-        self.close_buf.extend_from_slice(&bytes[..n]);
-        if let Some(mask) = self.cur.mask {
-            unmask(&mut self.close_buf[have..], mask, pos);
-        }
-    }
-
-    fn finish_frame(&mut self, on_event: &mut impl FnMut(FrameEvent<'_>)) {
-        self.state = State::Header;
-        let notes = self.msgs.end(&self.cur);
-        on_event(FrameEvent::Frame {
-            header: &self.cur,
-            close_payload: &self.close_buf,
-            notes,
-        });
-        if self.cur.opcode == OP_CLOSE {
-            // Close frames are rare: give the memory back.
-            self.close_buf = Vec::new();
-        }
-    }
-}
-
-/// A close frame's payload, decoded (RFC 6455 5.5.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosePayload {
-    pub code: Option<u16>,
-    /// The reason text, invalid UTF-8 replaced; `None` when there is no code.
-    pub reason: Option<String>,
-    pub reason_valid_utf8: bool,
-    /// A payload of exactly one byte, which no valid close frame has.
-    pub one_byte: bool,
-}
-
-/// Decodes a close payload: empty, one byte (invalid), or a code and a reason.
-pub fn parse_close_payload(p: &[u8]) -> ClosePayload {
-    match p {
-        [] => ClosePayload {
-            code: None,
-            reason: None,
-            reason_valid_utf8: true,
-            one_byte: false,
-        },
-        [_] => ClosePayload {
-            code: None,
-            reason: None,
-            reason_valid_utf8: true,
-            one_byte: true,
-        },
-        [hi, lo, rest @ ..] => {
-            let valid = std::str::from_utf8(rest).is_ok();
-            ClosePayload {
-                code: Some(u16::from_be_bytes([*hi, *lo])),
-                reason: Some(String::from_utf8_lossy(rest).into_owned()),
-                reason_valid_utf8: valid,
-                one_byte: false,
-            }
-        }
-    }
-}
-
-/// How a close code stands against RFC 6455 7.4 and the IANA registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeClass {
-    /// A valid code that reports no error (1000, 1001, 3000-4999 ...).
-    Normal,
-    /// A valid code reporting an error: 1002, 1003, 1007-1011, 1014.
-    Error,
-    /// 1005, 1006, 1015: meaningful locally, never on the wire.
-    Reserved,
-    /// Outside every valid range.
-    Invalid,
-}
-
-pub fn classify_code(code: u16) -> CodeClass {
-    match code {
-        1002 | 1003 | 1007..=1011 | 1014 => CodeClass::Error,
-        1005 | 1006 | 1015 => CodeClass::Reserved,
-        1000 | 1001 | 1012 | 1013 | 3000..=4999 => CodeClass::Normal,
-        _ => CodeClass::Invalid,
     }
 }
 
@@ -616,16 +350,16 @@ mod tests {
     #[test]
     fn close_code_classes() {
         for c in [1000, 1001, 1012, 1013, 3000, 3999, 4000, 4999] {
-            assert_eq!(classify_code(c), CodeClass::Normal, "{c}");
+            assert_eq!(CloseCode(c).class(), CodeClass::Normal, "{c}");
         }
         for c in [1002, 1003, 1007, 1008, 1009, 1010, 1011, 1014] {
-            assert_eq!(classify_code(c), CodeClass::Error, "{c}");
+            assert_eq!(CloseCode(c).class(), CodeClass::Error, "{c}");
         }
         for c in [1005, 1006, 1015] {
-            assert_eq!(classify_code(c), CodeClass::Reserved, "{c}");
+            assert_eq!(CloseCode(c).class(), CodeClass::Reserved, "{c}");
         }
         for c in [0, 999, 1004, 1016, 2000, 2999, 5000, 65535] {
-            assert_eq!(classify_code(c), CodeClass::Invalid, "{c}");
+            assert_eq!(CloseCode(c).class(), CodeClass::Invalid, "{c}");
         }
     }
 
