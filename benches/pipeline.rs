@@ -12,9 +12,9 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wsclose::analyzer::Analyzer;
-use wsclose::capture::FileReader;
+use wsclose::capture::{FileReader, PacketCounts};
 use wsclose::close::{ConnectionReport, Settings};
-use wsclose::decode::decode;
+use wsclose::pipeline::feed;
 use wsclose::reassembly::Limits;
 
 fn analyse(bytes: &[u8]) -> Vec<ConnectionReport> {
@@ -22,12 +22,11 @@ fn analyse(bytes: &[u8]) -> Vec<ConnectionReport> {
         return Vec::new();
     };
     let mut a = Analyzer::new(Settings::default(), Limits::default());
+    // The bench keeps its own counts: the reader's are borrowed by the packet.
+    let mut counts = PacketCounts::default();
     while let Ok(true) = r.advance() {
         if let Some(p) = r.current() {
-            match decode(p.linktype, p.data) {
-                Ok(seg) => a.packet(p.ts, &seg),
-                Err(_) => a.note_time(p.ts),
-            }
+            feed(&mut a, p, &mut counts);
         }
     }
     a.finish().0

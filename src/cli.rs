@@ -1,21 +1,28 @@
 //! The command line (see the contract's "Command line"): argument parsing,
-//! and the file pipeline that drives the analyzer.
+//! the three commands, and where their output goes. The analysis itself is
+//! in [`crate::pipeline`]; errors go back to `main` as [`Error`].
 
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::Ts;
-use crate::analyzer::{Analyzer, AnalyzerStats};
-use crate::capture::{CaptureError, FileReader, Merged, PacketCounts};
+use crate::analyzer::{Analyzer, Decided};
 use crate::close::{Settings, Severity};
-use crate::decode::{self, Skip};
+use crate::error::Error;
 use crate::live::{self, LiveOptions};
+use crate::pipeline::{analyze_files, source, summary_of};
 use crate::reassembly::Limits;
-use crate::report::{AnalysisStats, KernelStats, LimitsOut, Source, Summary};
+use crate::report::{KernelStats, Source, Summary};
 use crate::timeline;
+
+/// The pipeline over readers already open, where the fuzz target and the
+/// fuzz regression tests have always found it.
+pub use crate::pipeline::analyze_readers;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,7 +56,7 @@ pub struct SniffArgs {
     #[arg(short, long, value_name = "BPF", default_value = "tcp")]
     pub filter: String,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Stop after this many packets.
     #[arg(short = 'c', long, value_name = "PACKETS")]
@@ -95,20 +102,23 @@ pub struct AnalyzeArgs {
 pub struct LimitArgs {
     /// TCP flows tracked at once; past it the least recently active are
     /// evicted (and counted in the summary's `limits`).
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows,
+          value_parser = parse_cap, allow_negative_numbers = true)]
     pub max_flows: usize,
     /// Out-of-order bytes buffered per TCP direction before a hole is given up.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_dir)]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_dir,
+          value_parser = parse_cap, allow_negative_numbers = true)]
     pub max_ooo_per_dir: usize,
     /// Out-of-order bytes buffered across all flows.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_total)]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_total,
+          value_parser = parse_cap, allow_negative_numbers = true)]
     pub max_ooo_total: usize,
 }
 
 impl LimitArgs {
     pub fn limits(&self) -> Limits {
         Limits {
-            max_flows: self.max_flows.max(1),
+            max_flows: self.max_flows,
             max_buffered_per_dir: self.max_ooo_per_dir,
             max_buffered_total: self.max_ooo_total,
             ..Limits::default()
@@ -122,7 +132,8 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH")]
     pub json: Option<String>,
     /// Seconds the other side has to answer a close frame.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs,
+          allow_negative_numbers = true)]
     pub close_timeout: f64,
     /// Exit with status 1 when a finding of this severity or worse is found.
     #[arg(long, value_name = "SEVERITY")]
@@ -146,6 +157,8 @@ impl FailOn {
     }
 }
 
+/// Seconds: a finite number, 0 or more (negative numbers reach here, to be
+/// refused with the flag's name, rather than taken for options).
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=1e9).contains(&v) => Ok(v),
@@ -153,187 +166,14 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs the whole `analyze` pipeline over files and returns the summary and
-/// the warnings to print (truncated inputs).
-pub fn analyze_files(
-    names: &[String],
-    settings: Settings,
-    limits: Limits,
-) -> Result<(Summary, Vec<String>), CaptureError> {
-    let readers = names
-        .iter()
-        .map(|n| FileReader::open(n))
-        .collect::<Result<Vec<_>, _>>()?;
-    analyze_readers(readers, settings, limits)
-}
-
-/// The pipeline over readers already open (files, stdin, or bytes in
-/// memory for tests and fuzzing).
-pub fn analyze_readers(
-    readers: Vec<FileReader>,
-    settings: Settings,
-    limits: Limits,
-) -> Result<(Summary, Vec<String>), CaptureError> {
-    let progress = Progress::new(&readers);
-    let mut merged = Merged::new(readers);
-    let mut analyzer = Analyzer::new(settings, limits);
-    let mut n: u64 = 0;
-    while merged.advance()? {
-        n += 1;
-        if n % PROGRESS_EVERY == 0 {
-            progress.update(merged.readers());
-        }
-        let (Some(src), Some(pkt)) = (merged.current_source(), merged.current()) else {
-            break;
-        };
-        let skip = match decode::decode(pkt.linktype, pkt.data) {
-            Ok(seg) => {
-                analyzer.packet(pkt.ts, &seg);
-                continue;
-            }
-            Err(skip) => {
-                // Other packets move the capture's clock too.
-                analyzer.note_time(pkt.ts);
-                skip
-            }
-        };
-        if let Some(c) = merged.counts_mut(src) {
-            c.skipped(skip == Skip::NotTcp);
-        }
+/// A memory cap: 1 or more. A cap of 0 would track no flow or buffer no
+/// byte, which is no analysis at all, so it is refused rather than
+/// quietly raised.
+fn parse_cap(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("{s:?} is not a whole number of 1 or more")),
     }
-    progress.done();
-    let (connections, stats) = analyzer.finish();
-    let mut warnings = Vec::new();
-    let mut sources = Vec::new();
-    for r in merged.into_readers() {
-        let st = &r.stats;
-        if !st.link_types.is_empty() && !st.link_types.iter().any(|l| decode::link_supported(*l)) {
-            let names: Vec<String> = st
-                .link_types
-                .iter()
-                .map(|l| decode::link_name(*l))
-                .collect();
-            return Err(CaptureError {
-                name: r.name.clone(),
-                msg: format!("unsupported link type {}", names.join(",")),
-            });
-        }
-        for note in &st.notes {
-            warnings.push(format!("{}: {note}", r.name));
-        }
-        if st.corrupt_records > st.notes.len() as u64 {
-            warnings.push(format!(
-                "{}: {} more corrupt record(s) skipped",
-                r.name,
-                st.corrupt_records - st.notes.len() as u64
-            ));
-        }
-        if let Some(why) = &st.stopped {
-            warnings.push(format!("{}: {why}; what was read is analysed", r.name));
-        }
-        let link_types: Vec<String> = st
-            .link_types
-            .iter()
-            .map(|l| decode::link_name(*l))
-            .collect();
-        sources.push(Source {
-            truncated: st.truncated,
-            corrupt_records: st.corrupt_records,
-            ..source("file", &r.name, &link_types.join(","), &st.counts)
-        });
-    }
-    Ok((
-        summary_of(&settings, &limits, sources, connections, &stats),
-        warnings,
-    ))
-}
-
-/// Packets between two progress updates.
-const PROGRESS_EVERY: u64 = 1 << 16;
-
-/// Inputs smaller than this get no progress bar.
-const PROGRESS_MIN_BYTES: u64 = 256 << 20;
-
-/// A progress bar on stderr for long runs over big files, shown only when
-/// stderr is a terminal (never in scripts or CI logs).
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn new(readers: &[FileReader]) -> Progress {
-        let total: Option<u64> = readers.iter().map(FileReader::size).sum();
-        let show = io::stderr().is_terminal() && total.is_some_and(|t| t >= PROGRESS_MIN_BYTES);
-        Progress(show.then(|| {
-            let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        }))
-    }
-
-    fn update(&self, readers: &[FileReader]) {
-        if let Some(bar) = &self.0 {
-            bar.set_position(readers.iter().map(FileReader::offset).sum());
-        }
-    }
-
-    fn done(&self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// A `sources` entry from an input's counts (nothing dropped, truncated or
-/// corrupt: callers set what applies).
-fn source(kind: &'static str, name: &str, link_type: &str, c: &PacketCounts) -> Source {
-    Source {
-        kind,
-        name: name.to_string(),
-        link_type: link_type.to_string(),
-        packets: c.packets,
-        bytes: c.bytes,
-        first_ts: c.first_ts.map(Ts::as_secs_f64),
-        last_ts: c.last_ts.map(Ts::as_secs_f64),
-        dropped: None,
-        not_tcp: c.not_tcp,
-        undecodable: c.undecodable,
-        truncated: false,
-        corrupt_records: 0,
-        kernel: None,
-    }
-}
-
-/// The summary of a run, whatever fed it.
-fn summary_of(
-    settings: &Settings,
-    limits: &Limits,
-    sources: Vec<Source>,
-    connections: Vec<crate::close::ConnectionReport>,
-    stats: &AnalyzerStats,
-) -> Summary {
-    let analysis = AnalysisStats {
-        tcp_segments: stats.tcp_segments,
-        tcp_flows: stats.reassembly.flows,
-        out_of_order_segments: stats.reassembly.out_of_order_segments,
-        retransmitted_segments: stats.reassembly.retransmitted_segments,
-        gaps: stats.reassembly.gaps,
-        gap_bytes: stats.reassembly.gap_bytes,
-    };
-    let r = &stats.reassembly;
-    let limits_out = LimitsOut {
-        max_flows: limits.max_flows as u64,
-        max_ooo_per_dir: limits.max_buffered_per_dir as u64,
-        max_ooo_total: limits.max_buffered_total as u64,
-        peak_flows: r.peak_flows,
-        peak_ooo_bytes: r.peak_buffered,
-        flows_evicted: r.flows_evicted,
-        websocket_flows_evicted: stats.websocket_evicted,
-        holes_given_up: r.holes_given_up,
-    };
-    Summary::new(settings, sources, connections, analysis, limits_out)
 }
 
 /// What a run writes for people besides the JSON.
@@ -347,32 +187,37 @@ enum Human<'a> {
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
-fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> io::Result<ExitCode> {
+fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCode, Error> {
     let stdout = io::stdout();
     let mut so = BufWriter::new(stdout.lock());
+    let to_stdout = |e| Error::io("stdout", e);
     let tables = |so: &mut BufWriter<io::StdoutLock<'_>>| match human {
-        Human::Tables { to_stderr: true } => summary.write_tables(&mut io::stderr().lock()),
-        Human::Tables { to_stderr: false } => summary.write_tables(so),
-        Human::Timelines(t) => so.write_all(t.as_bytes()),
+        Human::Tables { to_stderr: true } => summary
+            .write_tables(&mut io::stderr().lock())
+            .map_err(|e| Error::io("stderr", e)),
+        Human::Tables { to_stderr: false } => summary.write_tables(so).map_err(to_stdout),
+        Human::Timelines(t) => so.write_all(t.as_bytes()).map_err(to_stdout),
     };
     match out.json.as_deref() {
         Some("-") => {
             if let Human::Timelines(t) = human {
-                io::stderr().lock().write_all(t.as_bytes())?;
+                io::stderr()
+                    .lock()
+                    .write_all(t.as_bytes())
+                    .map_err(|e| Error::io("stderr", e))?;
             }
-            summary.write_json(&mut so)?
+            summary.write_json(&mut so).map_err(to_stdout)?
         }
         Some(path) => {
-            let f =
-                File::create(path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-            let mut w = BufWriter::new(f);
-            summary.write_json(&mut w)?;
-            w.flush()?;
+            let json_err = |e| Error::io(path, e);
+            let mut w = BufWriter::new(File::create(path).map_err(json_err)?);
+            summary.write_json(&mut w).map_err(json_err)?;
+            w.flush().map_err(json_err)?;
             tables(&mut so)?;
         }
         None => tables(&mut so)?,
     }
-    so.flush()?;
+    so.flush().map_err(to_stdout)?;
     let fail = out
         .fail_on
         .is_some_and(|f| summary.worst().is_some_and(|w| w >= f.severity()));
@@ -389,102 +234,71 @@ fn settings_of(out: &OutputArgs) -> Settings {
     }
 }
 
-/// The program.
-pub fn main() -> ExitCode {
+/// The program: parses the command line and runs the command. Whatever
+/// goes wrong comes back as the one [`Error`], for `main` to print.
+pub fn run() -> Result<ExitCode, Error> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        // --help and --version: clap prints them, on stdout.
+        Err(e) if !e.use_stderr() => {
+            e.print().map_err(|e| Error::io("stdout", e))?;
+            return Ok(ExitCode::SUCCESS);
         }
+        Err(e) => return Err(e.into()),
     };
     match cli.command {
-        Command::Analyze(args) => {
-            if !args.connection.is_empty()
-                && let Err(msg) = timeline::check_inputs(&args.files)
-            {
-                eprintln!("wsclose: {msg}");
-                return ExitCode::from(2);
-            }
-            let settings = settings_of(&args.output);
-            let (summary, warnings) =
-                match analyze_files(&args.files, settings, args.limits.limits()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("wsclose: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
-            for w in &warnings {
-                eprintln!("wsclose: warning: {w}");
-            }
-            if args.connection.is_empty() {
-                return finish(emit(
-                    &summary,
-                    &args.output,
-                    Human::Tables { to_stderr: false },
-                ));
-            }
-            let limits = args.limits.limits();
-            let conns = &summary.connections;
-            match timeline::timelines(&args.files, &args.connection, conns, settings, limits) {
-                Ok(text) => finish(emit(&summary, &args.output, Human::Timelines(&text))),
-                Err(msg) => {
-                    eprintln!("wsclose: {msg}");
-                    ExitCode::from(2)
-                }
-            }
-        }
-        Command::Sniff(args) => match sniff(&args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("wsclose: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Interfaces => match list_interfaces() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("wsclose: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Analyze(args) => analyze(&args),
+        Command::Sniff(args) => sniff(&args),
+        Command::Interfaces => list_interfaces(),
     }
 }
 
-/// `wsclose sniff`: live capture, then the same summary as `analyze`.
-fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
-    let usage = |msg: &str| CaptureError {
-        name: "sniff".into(),
-        msg: msg.into(),
-    };
-    if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
-        return Err(usage("--jsonl - and --json - cannot both write to stdout"));
+/// `wsclose analyze`: the tables (or the timelines of `--connection`) and
+/// the JSON summary of the files.
+fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
+    if !args.connection.is_empty() {
+        timeline::check_inputs(&args.files)?;
     }
     let settings = settings_of(&args.output);
     let limits = args.limits.limits();
-    let stop = live::stop_on_signals()?;
-    let mut jsonl: Option<Box<dyn Write>> = match args.jsonl.as_deref() {
-        None => None,
-        Some("-") => Some(Box::new(io::stdout())),
-        Some(p) => Some(Box::new(File::create(p).map_err(|e| CaptureError {
-            name: p.to_string(),
-            msg: e.to_string(),
-        })?)),
-    };
-    let opts = LiveOptions {
-        interface: args.interface.clone(),
-        filter: args.filter.clone(),
-        snaplen: args.snaplen,
-        promisc: args.promisc,
-        duration: args.duration.map(std::time::Duration::from_secs_f64),
-        count: args.count,
-        write: args.write.clone(),
-    };
-    let mut analyzer = Analyzer::new_live(settings, limits);
-    let stop_writer = std::sync::Arc::clone(&stop);
-    let mut write_lines = move |decided: Vec<crate::analyzer::Decided>| -> io::Result<()> {
-        let Some(w) = jsonl.as_mut() else {
+    let (summary, warnings) = analyze_files(&args.files, settings, limits)?;
+    for w in &warnings {
+        eprintln!("wsclose: warning: {w}");
+    }
+    if args.connection.is_empty() {
+        return emit(&summary, &args.output, Human::Tables { to_stderr: false });
+    }
+    let conns = &summary.connections;
+    let text = timeline::timelines(&args.files, &args.connection, conns, settings, limits)?;
+    emit(&summary, &args.output, Human::Timelines(&text))
+}
+
+/// `--jsonl`: one line per connection, written the moment it is decided.
+struct JsonLines {
+    /// None without `--jsonl`, or once its reader went away.
+    out: Option<Box<dyn Write>>,
+    /// The path, for messages (`stdout` for `-`).
+    path: String,
+    /// Set when the reader went away: the capture stops.
+    stop: Arc<AtomicBool>,
+}
+
+impl JsonLines {
+    fn open(path: Option<&str>, stop: Arc<AtomicBool>) -> Result<JsonLines, Error> {
+        let out: Option<Box<dyn Write>> = match path {
+            None => None,
+            Some("-") => Some(Box::new(io::stdout())),
+            Some(p) => Some(Box::new(File::create(p).map_err(|e| Error::io(p, e))?)),
+        };
+        let path = match path {
+            Some("-") | None => "stdout".to_string(),
+            Some(p) => p.to_string(),
+        };
+        Ok(JsonLines { out, path, stop })
+    }
+
+    fn write(&mut self, decided: Vec<Decided>) -> Result<(), Error> {
+        let Some(w) = self.out.as_mut() else {
             return Ok(());
         };
         let mut put = || -> io::Result<()> {
@@ -504,31 +318,46 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
             // `--jsonl - | head`: the reader is gone; stop capturing and
             // finish quietly, like a closed stdout does for `analyze`.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                jsonl = None;
-                stop_writer.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.out = None;
+                self.stop.store(true, Ordering::Relaxed);
                 Ok(())
             }
-            r => r,
+            r => r.map_err(|e| Error::io(self.path.as_str(), e)),
         }
+    }
+}
+
+/// `wsclose sniff`: live capture, then the same summary as `analyze`.
+fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
+    if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
+        return Err(Error::Usage(
+            "--jsonl - and --json - cannot both write to stdout".into(),
+        ));
+    }
+    let settings = settings_of(&args.output);
+    let limits = args.limits.limits();
+    let stop = live::stop_on_signals()?;
+    let mut lines = JsonLines::open(args.jsonl.as_deref(), Arc::clone(&stop))?;
+    let opts = LiveOptions {
+        interface: args.interface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promisc: args.promisc,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        count: args.count,
+        write: args.write.clone(),
     };
-    let stats = live::run(
-        &opts,
-        &mut analyzer,
-        &stop,
-        |lt| {
-            eprintln!(
-                "wsclose: capturing on {} ({lt}), filter {:?}; Ctrl-C to stop",
-                opts.interface, opts.filter
-            )
-        },
-        &mut write_lines,
-    )?;
+    let mut analyzer = Analyzer::new_live(settings, limits);
+    let ready = |lt: &str| {
+        eprintln!(
+            "wsclose: capturing on {} ({lt}), filter {:?}; Ctrl-C to stop",
+            opts.interface, opts.filter
+        )
+    };
+    let stats = live::run(&opts, &mut analyzer, &stop, ready, |d| lines.write(d))?;
     analyzer.tick(live::wall_clock());
     let (connections, astats, rest) = analyzer.finish_live();
-    write_lines(rest).map_err(|e| CaptureError {
-        name: "--jsonl".into(),
-        msg: e.to_string(),
-    })?;
+    lines.write(rest)?;
     eprintln!(
         "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
         stats.counts.packets, stats.received, stats.dropped, stats.if_dropped
@@ -549,15 +378,11 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, CaptureError> {
     };
     let summary = summary_of(&settings, &limits, vec![source], connections, &astats);
     let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
-    Ok(finish(emit(
-        &summary,
-        &args.output,
-        Human::Tables { to_stderr },
-    )))
+    emit(&summary, &args.output, Human::Tables { to_stderr })
 }
 
 /// `wsclose interfaces`: one line per device, like `tcpdump -D`.
-fn list_interfaces() -> Result<(), CaptureError> {
+fn list_interfaces() -> Result<ExitCode, Error> {
     let mut t = comfy_table::Table::new();
     t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(vec!["#", "interface", "flags", "addresses", "description"]);
@@ -581,18 +406,6 @@ fn list_interfaces() -> Result<(), CaptureError> {
             d.desc.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
-    Ok(())
-}
-
-fn finish(r: io::Result<ExitCode>) -> ExitCode {
-    match r {
-        Ok(c) => c,
-        // `wsclose ... | head`: the reader went away, nothing more to say.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wsclose: {e}");
-            ExitCode::from(2)
-        }
-    }
+    writeln!(io::stdout(), "{t}").map_err(|e| Error::io("stdout", e))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,15 +7,20 @@
 //! [`report`] (tables, JSON). [`analyzer`] ties the middle stages together
 //! without any I/O, so a file, a live interface or a test can feed it.
 
+// Every unsafe block has its own `#[allow(unsafe_code)]` and SAFETY note.
+#![deny(unsafe_code)]
+
 pub mod analyzer;
 pub mod capture;
 pub mod cli;
 pub mod close;
 pub mod decode;
 pub mod diagnose;
+pub mod error;
 pub mod frame;
 pub mod live;
 pub mod message;
+pub mod pipeline;
 pub mod reassembly;
 pub mod report;
 pub mod timeline;

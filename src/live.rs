@@ -17,8 +17,10 @@ use pcap_parser::Linktype;
 
 use crate::Ts;
 use crate::analyzer::{Analyzer, Decided};
-use crate::capture::{CaptureError, PacketCounts};
-use crate::decode::{self, Skip};
+use crate::capture::{Packet, PacketCounts};
+use crate::decode;
+use crate::error::Error;
+use crate::pipeline;
 
 /// How often the loop wakes up with no packet: the stop and timer latency.
 const TICK: Duration = Duration::from_millis(100);
@@ -31,7 +33,7 @@ const BUFFER_BYTES: i32 = 64 << 20;
 
 /// What to capture.
 #[derive(Debug, Clone)]
-pub struct LiveOptions {
+pub(crate) struct LiveOptions {
     pub interface: String,
     pub filter: String,
     pub snaplen: i32,
@@ -44,7 +46,7 @@ pub struct LiveOptions {
 
 /// What the capture saw, for the summary's `sources` entry.
 #[derive(Debug, Clone, Default)]
-pub struct LiveStats {
+pub(crate) struct LiveStats {
     pub link_type: String,
     pub counts: PacketCounts,
     /// Packets the kernel delivered to the capture.
@@ -62,19 +64,12 @@ pub fn wall_clock() -> Ts {
     Ts(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn live_err(iface: &str, msg: impl Into<String>) -> CaptureError {
-    CaptureError {
-        name: iface.to_string(),
-        msg: msg.into(),
-    }
-}
-
 /// Turns libpcap's open errors into one line that says what to do.
-fn open_error(iface: &str, e: pcap::Error) -> CaptureError {
+fn open_error(iface: &str, e: pcap::Error) -> Error {
     let text = e.to_string();
     let lower = text.to_lowercase();
     if lower.contains("permission") || lower.contains("not permitted") {
-        return live_err(
+        return Error::device(
             iface,
             format!(
                 "no permission to capture ({text}): run as root, or give the binary the capability: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v wsclose)\""
@@ -85,7 +80,7 @@ fn open_error(iface: &str, e: pcap::Error) -> CaptureError {
         let names: Vec<String> = Device::list()
             .map(|l| l.into_iter().map(|d| d.name).collect())
             .unwrap_or_default();
-        return live_err(
+        return Error::device(
             iface,
             format!(
                 "no such interface; available: {} (see `wsclose interfaces`)",
@@ -93,35 +88,31 @@ fn open_error(iface: &str, e: pcap::Error) -> CaptureError {
             ),
         );
     }
-    live_err(iface, format!("cannot capture: {text}"))
+    Error::device(iface, format!("cannot capture: {text}"))
 }
 
 /// Lists the capture devices (`wsclose interfaces`).
-pub fn interfaces() -> Result<Vec<Device>, CaptureError> {
-    Device::list().map_err(|e| live_err("interfaces", e.to_string()))
+pub(crate) fn interfaces() -> Result<Vec<Device>, Error> {
+    Device::list().map_err(|e| Error::device("interfaces", e.to_string()))
 }
 
 /// Installs the stop flag for SIGINT and SIGTERM. A second signal while
 /// the summary is being written ends the process at once.
-pub fn stop_on_signals() -> Result<Arc<AtomicBool>, CaptureError> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| live_err("signals", e.to_string()))?;
+            .map_err(Error::Signals)?;
     }
     Ok(stop)
 }
 
-/// Captures until stopped, feeding `analyzer`; `on_decided` receives the
-/// connections decided along the way (for `--jsonl`), promptly.
-pub fn run(
-    opts: &LiveOptions,
-    analyzer: &mut Analyzer,
-    stop: &AtomicBool,
-    on_ready: impl FnOnce(&str),
-    mut on_decided: impl FnMut(Vec<Decided>) -> std::io::Result<()>,
-) -> Result<LiveStats, CaptureError> {
+/// A capture handle, open, filtered and non-blocking.
+type Handle = Capture<pcap::Active>;
+
+/// Opens the interface as `opts` say: the filter set, non-blocking.
+fn open(opts: &LiveOptions) -> Result<Handle, Error> {
     let iface = opts.interface.as_str();
     let inactive = Capture::from_device(iface).map_err(|e| open_error(iface, e))?;
     let mut cap = inactive
@@ -138,29 +129,22 @@ pub fn run(
         .open()
         .map_err(|e| open_error(iface, e))?;
     cap.filter(&opts.filter, true)
-        .map_err(|e| live_err(iface, format!("bad --filter {:?}: {}", opts.filter, e)))?;
-    let mut cap = cap.setnonblock().map_err(|e| open_error(iface, e))?;
-    let linktype = Linktype(cap.get_datalink().0);
-    let mut stats = LiveStats {
-        link_type: decode::link_name(linktype),
-        ..LiveStats::default()
-    };
-    let mut save = match &opts.write {
-        Some(p) => Some(
-            cap.savefile(p)
-                .map_err(|e| live_err(&p.display().to_string(), e.to_string()))?,
-        ),
-        None => None,
-    };
-    on_ready(&stats.link_type);
+        .map_err(|e| Error::device(iface, format!("bad --filter {:?}: {}", opts.filter, e)))?;
+    cap.setnonblock().map_err(|e| open_error(iface, e))
+}
 
-    let fd = cap.as_raw_fd();
-    let started = Instant::now();
-    let write_err = |e: std::io::Error| live_err("--jsonl", e.to_string());
-    'capture: loop {
-        if stop.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
+/// Where the capture stands while it runs.
+struct Run<'a> {
+    opts: &'a LiveOptions,
+    linktype: Linktype,
+    save: Option<pcap::Savefile>,
+    stats: LiveStats,
+}
+
+impl Run<'_> {
+    /// Handles the packets libpcap has ready, at most [`BATCH`]: how many
+    /// there were, and whether `--count` is reached.
+    fn batch(&mut self, cap: &mut Handle, analyzer: &mut Analyzer) -> Result<(usize, bool), Error> {
         let mut got = 0;
         while got < BATCH {
             match cap.next_packet() {
@@ -170,45 +154,102 @@ pub fn run(
                     #[allow(clippy::useless_conversion)]
                     let ts = Ts(i64::from(p.header.ts.tv_sec) * 1_000_000_000
                         + i64::from(p.header.ts.tv_usec) * 1000);
-                    if let Some(s) = save.as_mut() {
+                    if let Some(s) = self.save.as_mut() {
                         s.write(&p);
                     }
-                    stats.counts.record(ts, p.data.len());
-                    match decode::decode(linktype, p.data) {
-                        Ok(seg) => analyzer.packet(ts, &seg),
-                        Err(skip) => {
-                            analyzer.note_time(ts);
-                            stats.counts.skipped(skip == Skip::NotTcp);
-                        }
-                    }
-                    if opts.count.is_some_and(|c| stats.counts.packets >= c) {
-                        break 'capture;
+                    let counts = &mut self.stats.counts;
+                    counts.record(ts, p.data.len());
+                    let pkt = Packet {
+                        ts,
+                        linktype: self.linktype,
+                        data: p.data,
+                    };
+                    pipeline::feed(analyzer, pkt, counts);
+                    if self.opts.count.is_some_and(|c| counts.packets >= c) {
+                        return Ok((got, true));
                     }
                 }
                 Err(pcap::Error::TimeoutExpired) => break,
-                Err(e) => return Err(live_err(iface, format!("capture failed: {e}"))),
+                Err(e) => {
+                    let why = format!("capture failed: {e}");
+                    return Err(Error::device(&self.opts.interface, why));
+                }
             }
         }
+        Ok((got, false))
+    }
+
+    /// The capture stopped: the kernel's counts, the saved file flushed.
+    fn finish(mut self, cap: &mut Handle) -> Result<LiveStats, Error> {
+        if let Ok(st) = cap.stats() {
+            self.stats.received = u64::from(st.received);
+            self.stats.dropped = u64::from(st.dropped);
+            self.stats.if_dropped = u64::from(st.if_dropped);
+        }
+        if let (Some(s), Some(path)) = (self.save.as_mut(), &self.opts.write) {
+            s.flush()
+                .map_err(|e| Error::io(path.display().to_string(), io_error(e)))?;
+        }
+        Ok(self.stats)
+    }
+}
+
+/// Captures until stopped, feeding `analyzer`; `on_decided` receives the
+/// connections decided along the way (for `--jsonl`), promptly.
+pub(crate) fn run(
+    opts: &LiveOptions,
+    analyzer: &mut Analyzer,
+    stop: &AtomicBool,
+    on_ready: impl FnOnce(&str),
+    mut on_decided: impl FnMut(Vec<Decided>) -> Result<(), Error>,
+) -> Result<LiveStats, Error> {
+    let mut cap = open(opts)?;
+    let linktype = Linktype(cap.get_datalink().0);
+    let save = match &opts.write {
+        Some(p) => Some(
+            cap.savefile(p)
+                .map_err(|e| Error::io(p.display().to_string(), io_error(e)))?,
+        ),
+        None => None,
+    };
+    let mut run = Run {
+        opts,
+        linktype,
+        save,
+        stats: LiveStats {
+            link_type: decode::link_name(linktype),
+            ..LiveStats::default()
+        },
+    };
+    on_ready(&run.stats.link_type);
+    let fd = cap.as_raw_fd();
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| started.elapsed() < d) {
+        let (got, done) = run.batch(&mut cap, analyzer)?;
+        if done {
+            break;
+        }
         analyzer.tick(wall_clock());
-        on_decided(analyzer.take_decided()).map_err(write_err)?;
+        on_decided(analyzer.take_decided())?;
         if got == 0 {
-            if let Some(s) = save.as_mut() {
+            if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();
             }
             wait_readable(fd, TICK);
         }
     }
-    if let Ok(st) = cap.stats() {
-        stats.received = u64::from(st.received);
-        stats.dropped = u64::from(st.dropped);
-        stats.if_dropped = u64::from(st.if_dropped);
-    }
-    if let Some(s) = save.as_mut() {
-        s.flush().map_err(|e| live_err("--write", e.to_string()))?;
-    }
+    let stats = run.finish(&mut cap)?;
     analyzer.tick(wall_clock());
-    on_decided(analyzer.take_decided()).map_err(write_err)?;
+    on_decided(analyzer.take_decided())?;
     Ok(stats)
+}
+
+/// libpcap's error as an I/O error, for a message with the file's path.
+fn io_error(e: pcap::Error) -> std::io::Error {
+    match e {
+        pcap::Error::IoError(kind) => kind.into(),
+        e => std::io::Error::other(e.to_string()),
+    }
 }
 
 /// Waits until the capture has packets or `tick` passed (or a signal came).

@@ -15,10 +15,12 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 use crate::Ts;
 use crate::analyzer::Analyzer;
-use crate::capture::{CaptureError, FileReader, Merged};
+use crate::capture::Merged;
 use crate::close::{ConnectionReport, Settings};
-use crate::decode::{self, Endpoint, TcpSegment};
+use crate::decode::{Endpoint, TcpSegment};
+use crate::error::Error;
 use crate::frame::{FrameEvent, FrameHeader, OP_CLOSE};
+use crate::pipeline;
 use crate::reassembly::{Dir, FlowKey, Limits};
 use crate::upgrade::{Request, Response};
 
@@ -203,11 +205,10 @@ fn pair<T: PartialEq>(a: T, b: T, x: T, y: T) -> bool {
     (a == x && b == y) || (a == y && b == x)
 }
 
-fn endpoint(s: &str) -> Result<Endpoint, CaptureError> {
-    let a: SocketAddr = s.parse().map_err(|_| CaptureError {
-        name: "--connection".into(),
-        msg: format!("cannot read the address {s:?}"),
-    })?;
+fn endpoint(s: &str) -> Result<Endpoint, Error> {
+    let a: SocketAddr = s
+        .parse()
+        .map_err(|_| Error::Usage(format!("--connection: cannot read the address {s:?}")))?;
     Ok(Endpoint {
         ip: a.ip(),
         port: a.port(),
@@ -215,7 +216,7 @@ fn endpoint(s: &str) -> Result<Endpoint, CaptureError> {
 }
 
 impl<'a> Timeline<'a> {
-    fn new(report: &'a ConnectionReport) -> Result<Self, CaptureError> {
+    fn new(report: &'a ConnectionReport) -> Result<Self, Error> {
         let client = endpoint(&report.client)?;
         let server = endpoint(&report.server)?;
         let (key, client_dir) = FlowKey::of(client, server);
@@ -324,7 +325,7 @@ pub fn trace<'a>(
     settings: Settings,
     limits: Limits,
     conns: &[&'a ConnectionReport],
-) -> Result<Vec<Timeline<'a>>, CaptureError> {
+) -> Result<Vec<Timeline<'a>>, Error> {
     let mut tls = conns
         .iter()
         .map(|c| Timeline::new(c))
@@ -335,39 +336,22 @@ pub fn trace<'a>(
             .map(|t| (t.key, t.report.first_ts, t.report.last_ts, t.tx.clone()))
             .collect(),
     };
-    let readers = names
-        .iter()
-        .map(|n| FileReader::open(n))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut merged = Merged::new(readers);
+    let mut merged = Merged::new(pipeline::open_all(names)?);
     let mut analyzer = Analyzer::new_traced(settings, limits, sel);
     let mut end = None;
     while merged.advance()? {
-        let Some(pkt) = merged.current() else {
+        let Some((pkt, counts)) = merged.current_mut() else {
             break;
         };
         end = Some(end.map_or(pkt.ts, |e: Ts| e.max(pkt.ts)));
-        analyzer.note_time(pkt.ts);
-        let Ok(seg) = decode::decode(pkt.linktype, pkt.data) else {
+        // Only the selected connections' packets reach the analyzer; every
+        // packet moves its clock (close deadlines of the selected ones).
+        let Some(seg) = pipeline::tcp_segment(&mut analyzer, pkt, counts) else {
             continue;
         };
-        let (key, dir) = FlowKey::of(seg.src, seg.dst);
-        let mut fed = false;
-        for t in &mut tls {
-            match t.classify(&key, dir, pkt.ts, &seg) {
-                Match::Mine(dir) => {
-                    t.packet(pkt.ts, dir, &seg);
-                    if !fed {
-                        analyzer.packet(pkt.ts, &seg);
-                        fed = true;
-                    }
-                }
-                Match::Reused => t.reused = true,
-                Match::Crossed => t.crossed = true,
-                Match::Other => {}
-            }
-        }
-        if fed {
+        analyzer.note_time(pkt.ts);
+        if follow(&mut tls, pkt.ts, &seg) {
+            analyzer.packet(pkt.ts, &seg);
             tls.iter_mut().for_each(Timeline::drain);
         }
     }
@@ -378,15 +362,34 @@ pub fn trace<'a>(
     Ok(tls)
 }
 
+/// Shows a segment to every timeline: whether it belongs to one of them
+/// (and so goes to the analyzer).
+fn follow(tls: &mut [Timeline<'_>], ts: Ts, seg: &TcpSegment<'_>) -> bool {
+    let (key, dir) = FlowKey::of(seg.src, seg.dst);
+    let mut mine = false;
+    for t in tls {
+        match t.classify(&key, dir, ts, seg) {
+            Match::Mine(dir) => {
+                t.packet(ts, dir, seg);
+                mine = true;
+            }
+            Match::Reused => t.reused = true,
+            Match::Crossed => t.crossed = true,
+            Match::Other => {}
+        }
+    }
+    mine
+}
+
 /// `--connection` reads the inputs twice: only regular files can be.
-pub fn check_inputs(names: &[String]) -> Result<(), String> {
+pub fn check_inputs(names: &[String]) -> Result<(), Error> {
     for n in names {
         let regular = std::fs::metadata(n).map(|m| m.is_file());
         if n == "-" || matches!(regular, Ok(false)) {
             let what = if n == "-" { "stdin" } else { n.as_str() };
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "--connection reads the capture twice and {what} can be read only once: save it to a file first"
-            ));
+            )));
         }
     }
     Ok(())
@@ -400,7 +403,7 @@ pub fn timelines(
     conns: &[ConnectionReport],
     settings: Settings,
     limits: Limits,
-) -> Result<String, String> {
+) -> Result<String, Error> {
     let mut chosen: Vec<&ConnectionReport> = Vec::new();
     for id in ids {
         let Some(c) = conns.iter().find(|c| c.id == *id) else {
@@ -408,13 +411,15 @@ pub fn timelines(
                 0 => "none".to_string(),
                 n => n.to_string(),
             };
-            return Err(format!("no connection {id} (the capture has {has})"));
+            return Err(Error::Usage(format!(
+                "no connection {id} (the capture has {has})"
+            )));
         };
         if !chosen.iter().any(|x| x.id == c.id) {
             chosen.push(c);
         }
     }
-    let tls = trace(names, settings, limits, &chosen).map_err(|e| e.to_string())?;
+    let tls = trace(names, settings, limits, &chosen)?;
     let mut out = String::new();
     for (i, t) in tls.iter().enumerate() {
         if i > 0 {

@@ -41,3 +41,60 @@ fn directory_is_a_one_line_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(env!("CARGO_MANIFEST_DIR")), "{err}");
 }
+
+/// A cap of 0 or a negative or NaN close timeout is a usage error: exit 2,
+/// nothing on stdout, one line that names the flag (it used to be raised
+/// to 1 quietly, or, for the timeout, refused by clap in five lines).
+#[test]
+fn nonsensical_caps_and_timeouts_are_one_line_usage_errors() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/close-timeout.pcap");
+    let cases: [&[&str]; 8] = [
+        &["--max-flows", "0"],
+        &["--max-ooo-per-dir", "0"],
+        &["--max-ooo-total", "0"],
+        &["--max-flows", "-1"],
+        &["--close-timeout", "-1"],
+        &["--close-timeout=-0.5"],
+        &["--close-timeout", "NaN"],
+        &["--close-timeout", "inf"],
+    ];
+    for args in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .arg("analyze")
+            .arg(&sample)
+            .args(args)
+            .args(["--json", "-"])
+            .output()
+            .expect("wsclose runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        let flag = args[0].split('=').next().unwrap();
+        assert!(
+            err.starts_with("wsclose: ") && err.contains(flag),
+            "{args:?}: {err}"
+        );
+    }
+    // The smallest sensible values still run.
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg(&sample)
+        .args(["--max-flows", "1", "--max-ooo-per-dir", "1"])
+        .args([
+            "--max-ooo-total",
+            "1",
+            "--close-timeout",
+            "0",
+            "--json",
+            "-",
+        ])
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,231 @@
+//! The pcapng format: blocks, each with its type and length at both ends.
+//! A section header starts each section and says the section's byte order;
+//! interface descriptions give each interface its link type and timestamp
+//! unit; enhanced and simple packet blocks carry the packets. Other blocks
+//! (statistics, name resolution, custom) are skipped.
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::{Linktype, PcapError, parse_block_be, parse_block_le, parse_sectionheaderblock};
+
+use super::{Current, MAX_RECORD, Step, needed, u32_at};
+use crate::Ts;
+
+/// A pcapng section header block's type: the same in either byte order.
+pub(super) const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// Where a section header's byte-order magic lies, and its big-endian form.
+const BOM_AT: usize = 8;
+const BOM_BE: [u8; 4] = [0x1a, 0x2b, 0x3c, 0x4d];
+
+/// Block types a record may start with after resynchronising (besides a
+/// section header, known by its magic): interface description, simple
+/// packet, name resolution, interface statistics, enhanced packet, systemd
+/// journal, decryption secrets, custom (copyable or not).
+const KNOWN_BLOCKS: [u32; 9] = [1, 3, 4, 5, 6, 9, 10, 0xBAD, 0x4000_0BAD];
+
+/// One interface of the current section.
+#[derive(Debug, Clone, Copy)]
+struct Iface {
+    linktype: Linktype,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_s: i64,
+}
+
+/// The state of a pcapng file being read: the current section's byte
+/// order and interfaces.
+#[derive(Debug, Default)]
+pub(super) struct PcapNg {
+    big_endian: bool,
+    ifaces: Vec<Iface>,
+}
+
+/// The byte order of a block at the start of `w`: a section header says its
+/// own (its byte-order magic), other blocks follow their section's.
+/// `None` while a section header's magic is not all there.
+fn block_big_endian(w: &[u8], section_be: bool) -> Option<bool> {
+    if w.get(..4)? == SHB_MAGIC {
+        Some(w.get(BOM_AT..BOM_AT + 4)? == BOM_BE)
+    } else {
+        Some(section_be)
+    }
+}
+
+impl PcapNg {
+    /// The block at the start of `w`. Section headers and interface
+    /// descriptions update the state (new link types go to `link_types`);
+    /// a simple packet block, which has no time, takes `last_ts`.
+    pub(super) fn parse(&mut self, w: &[u8], last_ts: Ts, link_types: &mut Vec<Linktype>) -> Step {
+        let is_shb = w.len() >= 4 && w[..4] == SHB_MAGIC;
+        if w.len() >= 8 {
+            // A section header's byte order is in its bytes 8..12: until
+            // they are there (a pipe read may stop short of them), its
+            // length cannot be read.
+            let Some(be) = block_big_endian(w, self.big_endian) else {
+                return Step::NeedMore(BOM_AT + 4 - w.len());
+            };
+            let blen = u32_at(w, 4, be).unwrap_or_default() as usize;
+            if blen > MAX_RECORD {
+                return Step::Corrupt(format!("block claims {blen} bytes"));
+            }
+            if blen < 12 || blen % 4 != 0 {
+                return Step::Corrupt(format!("block length {blen} is invalid"));
+            }
+        }
+        let res = if is_shb {
+            parse_sectionheaderblock(w).map(|(r, b)| (r, Block::SectionHeader(b)))
+        } else if self.big_endian {
+            parse_block_be(w)
+        } else {
+            parse_block_le(w)
+        };
+        match res {
+            Ok((rest, block)) => self.block(w, w.len() - rest.len(), block, last_ts, link_types),
+            Err(nom::Err::Incomplete(n)) => Step::NeedMore(needed(n)),
+            Err(e) => Step::Corrupt(format!("unreadable pcapng block ({})", describe(&e))),
+        }
+    }
+
+    /// What a parsed block of `record_len` bytes at the start of `w` means.
+    fn block(
+        &mut self,
+        w: &[u8],
+        record_len: usize,
+        block: Block<'_>,
+        last_ts: Ts,
+        link_types: &mut Vec<Linktype>,
+    ) -> Step {
+        let base = w.as_ptr() as usize;
+        match block {
+            Block::SectionHeader(shb) => {
+                self.big_endian = shb.big_endian();
+                self.ifaces.clear();
+                Step::Skip(record_len)
+            }
+            Block::InterfaceDescription(idb) => {
+                let lt = idb.linktype;
+                self.ifaces.push(Iface {
+                    linktype: lt,
+                    resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                    offset_s: idb.ts_offset(),
+                });
+                if !link_types.contains(&lt) {
+                    link_types.push(lt);
+                }
+                Step::Skip(record_len)
+            }
+            Block::EnhancedPacket(epb) => {
+                let Some(iface) = self.ifaces.get(epb.if_id as usize).copied() else {
+                    return Step::Corrupt(format!("packet of undeclared interface {}", epb.if_id));
+                };
+                let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                Step::Packet(Current {
+                    ts: Ts(ts_from_units(units, iface.resolution, iface.offset_s)),
+                    linktype: iface.linktype,
+                    data_at: epb.data.as_ptr() as usize - base,
+                    data_len: (epb.caplen as usize).min(epb.data.len()),
+                    record_len,
+                })
+            }
+            Block::SimplePacket(spb) => {
+                let Some(iface) = self.ifaces.first().copied() else {
+                    return Step::Corrupt("packet before any interface".into());
+                };
+                Step::Packet(Current {
+                    ts: last_ts,
+                    linktype: iface.linktype,
+                    data_at: spb.data.as_ptr() as usize - base,
+                    data_len: (spb.origlen as usize).min(spb.data.len()),
+                    record_len,
+                })
+            }
+            _ => Step::Skip(record_len),
+        }
+    }
+
+    /// The length of the block at the start of `w` when its header is
+    /// believable: a known type, a sane length that its trailing copy
+    /// repeats, and a declared interface for a packet.
+    pub(super) fn plausible(&self, w: &[u8]) -> Option<usize> {
+        let shb = w.get(..4)? == SHB_MAGIC;
+        let be = block_big_endian(w, self.big_endian)?;
+        let kind = u32_at(w, 0, be)?;
+        let len = u32_at(w, 4, be)? as usize;
+        let known = shb || KNOWN_BLOCKS.contains(&kind);
+        let sane = (12..=MAX_RECORD).contains(&len) && len % 4 == 0;
+        if !(known && sane) || u32_at(w, len - 4, be)? as usize != len {
+            return None;
+        }
+        if kind == 6 && !shb && u32_at(w, 8, be)? as usize >= self.ifaces.len() {
+            return None;
+        }
+        Some(len)
+    }
+}
+
+/// pcap-parser's error, short enough for a one-line note.
+fn describe(e: &nom::Err<PcapError<&[u8]>>) -> String {
+    match e {
+        nom::Err::Error(e) | nom::Err::Failure(e) => {
+            format!("{e:?}").chars().take(60).collect::<String>()
+        }
+        nom::Err::Incomplete(_) => "incomplete".into(),
+    }
+}
+
+/// Nanoseconds since the epoch from pcapng timestamp units.
+fn ts_from_units(units: u64, resolution: u64, offset_s: i64) -> i64 {
+    let res = u128::from(resolution.max(1));
+    let ns = u128::from(units) * 1_000_000_000 / res;
+    (ns.min(i64::MAX as u128) as i64).saturating_add(offset_s.saturating_mul(1_000_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::FileReader;
+    use super::super::fixtures::{Cuts, pcapng_section};
+    use super::*;
+
+    #[test]
+    fn pcapng_ts_units() {
+        assert_eq!(ts_from_units(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(ts_from_units(3, 1_000_000_000, 10), 10_000_000_003);
+    }
+
+    #[test]
+    fn pcapng_big_endian_section_split_by_a_pipe_read() {
+        let mut bytes = pcapng_section(false, &[(1_000_000, b"little"), (2_000_000, b"endian")]);
+        let second = bytes.len();
+        bytes.extend(pcapng_section(
+            true,
+            &[(3_000_000, b"big"), (4_000_000, b"endian!")],
+        ));
+        for split in 8..=11 {
+            let pipe = Cuts {
+                data: bytes.clone(),
+                cuts: vec![second + split],
+                pos: 0,
+            };
+            let mut r = FileReader::from_reader("pipe", Box::new(pipe)).unwrap();
+            let mut got = Vec::new();
+            while r.advance().unwrap() {
+                let p = r.current().unwrap();
+                got.push((p.ts, p.data.to_vec()));
+            }
+            let st = &r.stats;
+            assert_eq!(
+                (st.corrupt_records, st.truncated, &st.stopped),
+                (0, false, &None),
+                "split {split} bytes into the section header: {:?}",
+                st.notes
+            );
+            let datas: Vec<&[u8]> = got.iter().map(|(_, d)| &d[..]).collect();
+            assert_eq!(
+                datas,
+                [&b"little"[..], b"endian", b"big", b"endian!"],
+                "split {split}"
+            );
+            assert_eq!(got[2].0, Ts(3_000_000_000), "split {split}");
+        }
+    }
+}

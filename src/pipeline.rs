@@ -1,0 +1,221 @@
+//! The analysis pipeline without the command line: open the inputs, merge
+//! them into one capture, feed every packet to the [`Analyzer`], and build
+//! the summary with one `sources` entry per input. `analyze`, the second
+//! pass of `--connection`, live capture, the benches and the fuzz targets
+//! all feed packets through [`feed`] (or [`tcp_segment`]), so what counts
+//! as skipped and what moves the capture's clock is decided once.
+
+use std::io::{self, IsTerminal};
+
+use crate::Ts;
+use crate::analyzer::{Analyzer, AnalyzerStats};
+use crate::capture::{FileReader, Merged, Packet, PacketCounts};
+use crate::close::{ConnectionReport, Settings};
+use crate::decode::{self, Skip, TcpSegment};
+use crate::error::Error;
+use crate::reassembly::Limits;
+use crate::report::{AnalysisStats, LimitsOut, Source, Summary};
+
+/// The TCP segment of a captured packet, for `analyzer`. A packet that
+/// gives none (another protocol, undecodable, a link type not read) is
+/// counted as skipped in `counts` and still moves the analyzer's clock: a
+/// close deadline passes while only UDP or ARP is captured too.
+#[inline]
+pub fn tcp_segment<'p>(
+    analyzer: &mut Analyzer,
+    pkt: Packet<'p>,
+    counts: &mut PacketCounts,
+) -> Option<TcpSegment<'p>> {
+    match decode::decode(pkt.linktype, pkt.data) {
+        Ok(seg) => Some(seg),
+        Err(skip) => {
+            analyzer.note_time(pkt.ts);
+            counts.skipped(skip == Skip::NotTcp);
+            None
+        }
+    }
+}
+
+/// One captured packet into the analysis: decoded, and its segment fed to
+/// `analyzer` (see [`tcp_segment`] for the rest).
+#[inline]
+pub fn feed(analyzer: &mut Analyzer, pkt: Packet<'_>, counts: &mut PacketCounts) {
+    if let Some(seg) = tcp_segment(analyzer, pkt, counts) {
+        analyzer.packet(pkt.ts, &seg);
+    }
+}
+
+/// Runs the whole `analyze` pipeline over files (`-` for stdin) and
+/// returns the summary and the warnings to print (damaged inputs).
+pub fn analyze_files(
+    names: &[String],
+    settings: Settings,
+    limits: Limits,
+) -> Result<(Summary, Vec<String>), Error> {
+    analyze_readers(open_all(names)?, settings, limits)
+}
+
+/// Opens every input, failing on the first that cannot be read: a run
+/// with a missing file reports nothing rather than half a capture.
+pub(crate) fn open_all(names: &[String]) -> Result<Vec<FileReader>, Error> {
+    names.iter().map(|n| FileReader::open(n)).collect()
+}
+
+/// The pipeline over readers already open (files, stdin, or bytes in
+/// memory for tests and fuzzing).
+pub fn analyze_readers(
+    readers: Vec<FileReader>,
+    settings: Settings,
+    limits: Limits,
+) -> Result<(Summary, Vec<String>), Error> {
+    let progress = Progress::new(&readers);
+    let mut merged = Merged::new(readers);
+    let mut analyzer = Analyzer::new(settings, limits);
+    let mut n: u64 = 0;
+    while merged.advance()? {
+        n += 1;
+        if n % PROGRESS_EVERY == 0 {
+            progress.update(merged.readers());
+        }
+        let Some((pkt, counts)) = merged.current_mut() else {
+            break;
+        };
+        feed(&mut analyzer, pkt, counts);
+    }
+    progress.done();
+    let (connections, stats) = analyzer.finish();
+    let (sources, warnings) = file_sources(merged.into_readers())?;
+    Ok((
+        summary_of(&settings, &limits, sources, connections, &stats),
+        warnings,
+    ))
+}
+
+/// The `sources` entries of the inputs read, and the warnings about them
+/// (corrupt records skipped, a cut-short end). An input none of whose link
+/// types can be decoded is an error: nothing of it was analysed.
+fn file_sources(readers: Vec<FileReader>) -> Result<(Vec<Source>, Vec<String>), Error> {
+    let mut warnings = Vec::new();
+    let mut sources = Vec::new();
+    for r in readers {
+        let st = &r.stats;
+        let link_types: Vec<String> = st
+            .link_types
+            .iter()
+            .map(|l| decode::link_name(*l))
+            .collect();
+        if !st.link_types.is_empty() && !st.link_types.iter().any(|l| decode::link_supported(*l)) {
+            return Err(Error::input(
+                &r.name,
+                format!("unsupported link type {}", link_types.join(",")),
+            ));
+        }
+        for note in &st.notes {
+            warnings.push(format!("{}: {note}", r.name));
+        }
+        if st.corrupt_records > st.notes.len() as u64 {
+            warnings.push(format!(
+                "{}: {} more corrupt record(s) skipped",
+                r.name,
+                st.corrupt_records - st.notes.len() as u64
+            ));
+        }
+        if let Some(why) = &st.stopped {
+            warnings.push(format!("{}: {why}; what was read is analysed", r.name));
+        }
+        sources.push(Source {
+            truncated: st.truncated,
+            corrupt_records: st.corrupt_records,
+            ..source("file", &r.name, &link_types.join(","), &st.counts)
+        });
+    }
+    Ok((sources, warnings))
+}
+
+/// Packets between two progress updates.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// Inputs smaller than this get no progress bar.
+const PROGRESS_MIN_BYTES: u64 = 256 << 20;
+
+/// A progress bar on stderr for long runs over big files, shown only when
+/// stderr is a terminal (never in scripts or CI logs).
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(readers: &[FileReader]) -> Progress {
+        let total: Option<u64> = readers.iter().map(FileReader::size).sum();
+        let show = io::stderr().is_terminal() && total.is_some_and(|t| t >= PROGRESS_MIN_BYTES);
+        Progress(show.then(|| {
+            let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        }))
+    }
+
+    fn update(&self, readers: &[FileReader]) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(readers.iter().map(FileReader::offset).sum());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A `sources` entry from an input's counts (nothing dropped, truncated or
+/// corrupt: callers set what applies).
+pub(crate) fn source(kind: &'static str, name: &str, link_type: &str, c: &PacketCounts) -> Source {
+    Source {
+        kind,
+        name: name.to_string(),
+        link_type: link_type.to_string(),
+        packets: c.packets,
+        bytes: c.bytes,
+        first_ts: c.first_ts.map(Ts::as_secs_f64),
+        last_ts: c.last_ts.map(Ts::as_secs_f64),
+        dropped: None,
+        not_tcp: c.not_tcp,
+        undecodable: c.undecodable,
+        truncated: false,
+        corrupt_records: 0,
+        kernel: None,
+    }
+}
+
+/// The summary of a run, whatever fed it (files or an interface).
+pub(crate) fn summary_of(
+    settings: &Settings,
+    limits: &Limits,
+    sources: Vec<Source>,
+    connections: Vec<ConnectionReport>,
+    stats: &AnalyzerStats,
+) -> Summary {
+    let r = &stats.reassembly;
+    let analysis = AnalysisStats {
+        tcp_segments: stats.tcp_segments,
+        tcp_flows: r.flows,
+        out_of_order_segments: r.out_of_order_segments,
+        retransmitted_segments: r.retransmitted_segments,
+        gaps: r.gaps,
+        gap_bytes: r.gap_bytes,
+    };
+    let limits_out = LimitsOut {
+        max_flows: limits.max_flows as u64,
+        max_ooo_per_dir: limits.max_buffered_per_dir as u64,
+        max_ooo_total: limits.max_buffered_total as u64,
+        peak_flows: r.peak_flows,
+        peak_ooo_bytes: r.peak_buffered,
+        flows_evicted: r.flows_evicted,
+        websocket_flows_evicted: stats.websocket_evicted,
+        holes_given_up: r.holes_given_up,
+    };
+    Summary::new(settings, sources, connections, analysis, limits_out)
+}
