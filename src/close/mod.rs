@@ -398,3 +398,6 @@ fn rsv_names(rsv: u8) -> String {
         .collect();
     format!("{} set", names.join("+"))
 }
+
+#[cfg(test)]
+mod tests;
