@@ -301,6 +301,10 @@ pub struct Evidence {
     pub ttl: [Option<u8>; 2],
 }
 
+/// Close frames on the wire by code (`None`: no code), counted in a map so
+/// a hostile stream of distinct codes costs a lookup per frame, not a scan.
+pub type CloseCodes = std::collections::BTreeMap<Option<u16>, u64>;
+
 /// One connection as the contract lists it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConnectionReport {
@@ -315,7 +319,7 @@ pub struct ConnectionReport {
     pub findings: Vec<Finding>,
     /// Every close frame's code on the wire (`None`: no code), for totals.
     #[serde(skip)]
-    pub close_codes: Vec<(Option<u16>, u64)>,
+    pub close_codes: CloseCodes,
     /// Order of the connection's first packet in the capture.
     #[serde(skip)]
     pub order: u64,

@@ -153,7 +153,7 @@ pub struct Tracker {
     pub(super) first_close: Option<(Dir, Ts)>,
     pub(super) tcp_end: Option<End>,
     pub(super) seen: Vec<Seen>,
-    pub(super) close_codes: Vec<(Option<u16>, u64)>,
+    pub(super) close_codes: super::CloseCodes,
     rsv_rules: RsvRules,
     /// The response head was cut by a capture gap.
     pub(super) response_lost: bool,
@@ -322,10 +322,7 @@ impl Tracker {
 
     fn close_frame(&mut self, dir: Dir, ts: Ts, h: &FrameHeader, payload: &[u8]) {
         let p = frame::parse_close_payload(payload);
-        match self.close_codes.iter_mut().find(|(c, _)| *c == p.code) {
-            Some((_, n)) => *n += 1,
-            None => self.close_codes.push((p.code, 1)),
-        }
+        *self.close_codes.entry(p.code).or_insert(0) += 1;
         if p.one_byte {
             self.note(Kind::InvalidClosePayload, Some(dir), ts, || {
                 "close frame with a 1-byte payload (a code takes 2)".to_string()
