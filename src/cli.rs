@@ -30,13 +30,13 @@ pub use crate::pipeline::analyze_readers;
     version,
     about = "Why did my WebSocket disconnect? Follows every WebSocket closing handshake in a packet capture."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Analyse capture files (pcap or pcapng; `-` reads stdin). Several files
     /// are one capture, merged in timestamp order.
     Analyze(AnalyzeArgs),
@@ -48,7 +48,7 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SniffArgs {
+pub(crate) struct SniffArgs {
     /// Interface to capture on (`any` for all; see `wsclose interfaces`).
     #[arg(short, long, value_name = "NAME")]
     pub interface: String,
@@ -81,7 +81,7 @@ pub struct SniffArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct AnalyzeArgs {
+pub(crate) struct AnalyzeArgs {
     /// Capture files, `-` for stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
@@ -99,7 +99,7 @@ pub struct AnalyzeArgs {
 
 /// Memory caps: memory stays bounded by these, whatever the capture holds.
 #[derive(Debug, clap::Args)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// TCP flows tracked at once; past it the least recently active are
     /// evicted (and counted in the summary's `limits`).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows,
@@ -116,7 +116,7 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_flows: self.max_flows,
             max_buffered_per_dir: self.max_ooo_per_dir,
@@ -127,7 +127,7 @@ impl LimitArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Write the JSON summary to PATH (`-`: stdout, instead of the tables).
     #[arg(long, value_name = "PATH")]
     pub json: Option<String>,
@@ -141,7 +141,7 @@ pub struct OutputArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FailOn {
+pub(crate) enum FailOn {
     Error,
     Warning,
     Info,

@@ -57,7 +57,7 @@ pub(crate) struct LiveStats {
 }
 
 /// The current wall-clock time as a capture timestamp.
-pub fn wall_clock() -> Ts {
+pub(crate) fn wall_clock() -> Ts {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -27,14 +27,13 @@ use crate::upgrade::{Request, Response};
 mod render;
 
 use render::Builder;
-pub use render::{fmt_duration, fmt_offset};
 
 /// Silences longer than this get their own line and end a run of frames.
 const SILENCE: Ts = Ts(1_000_000_000);
 
 /// Something that happened on the connection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A SYN (`ack`: a SYN-ACK).
     Syn {
         ts: Ts,
@@ -183,7 +182,7 @@ enum Match {
 }
 
 /// One selected connection, followed through the second pass.
-pub struct Timeline<'a> {
+pub(crate) struct Timeline<'a> {
     report: &'a ConnectionReport,
     client: Endpoint,
     server: Endpoint,
@@ -320,7 +319,7 @@ impl<'a> Timeline<'a> {
 }
 
 /// The second pass: re-reads `names` and follows each of `conns`.
-pub fn trace<'a>(
+pub(crate) fn trace<'a>(
     names: &[String],
     settings: Settings,
     limits: Limits,
@@ -382,7 +381,7 @@ fn follow(tls: &mut [Timeline<'_>], ts: Ts, seg: &TcpSegment<'_>) -> bool {
 }
 
 /// `--connection` reads the inputs twice: only regular files can be.
-pub fn check_inputs(names: &[String]) -> Result<(), Error> {
+pub(crate) fn check_inputs(names: &[String]) -> Result<(), Error> {
     for n in names {
         let regular = std::fs::metadata(n).map(|m| m.is_file());
         if n == "-" || matches!(regular, Ok(false)) {
@@ -397,7 +396,7 @@ pub fn check_inputs(names: &[String]) -> Result<(), Error> {
 
 /// The timelines of the connections `ids` (each once, in the order given),
 /// or a one-line message: an unknown id, or an input that cannot be read.
-pub fn timelines(
+pub(crate) fn timelines(
     names: &[String],
     ids: &[u64],
     conns: &[ConnectionReport],
@@ -432,7 +431,7 @@ pub fn timelines(
 
 #[cfg(test)]
 mod tests {
-    use super::render::{Line, RUN_MIN, utc};
+    use super::render::{Line, RUN_MIN, fmt_duration, fmt_offset, utc};
     use super::*;
     use crate::frame::{OP_CONTINUATION, OP_PING, OP_TEXT};
 
