@@ -1,5 +1,6 @@
 //! Live capture on an interface through libpcap: the live counterpart of
-//! [`crate::capture`], feeding the same analyzer.
+//! [`crate::capture`], feeding the same analyzer through the same
+//! per-packet step ([`crate::pipeline::feed`]) as files.
 //!
 //! The handle is non-blocking and polled with a short tick, so the capture
 //! stops promptly on Ctrl-C, SIGTERM, `--duration` or `--count` even on an
