@@ -1,19 +1,12 @@
-//! The analyzer: TCP segments in, connection reports out, no I/O.
-//!
-//! Each flow gets a [`Session`] that routes its reassembled bytes: first
-//! through the HTTP upgrade parser, then through a frame decoder per
-//! direction, into the close [`Tracker`]. A file reader, a live capture or a
-//! test feeds [`Analyzer::packet`] in capture order and calls
-//! [`Analyzer::finish`] at the end.
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+//! One flow's decoding state: what routes its reassembled bytes through the
+//! HTTP upgrade parser, then a frame decoder per direction, into the close
+//! tracker. Small until the flow turns out to be a WebSocket connection.
 
 use crate::Ts;
 use crate::close::{ConnMeta, ConnectionReport, Settings, Tracker};
 use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
-use crate::reassembly::{Dir, FlowKey, FlowTable, Limits, ReassemblyStats, Release, StreamSink};
+use crate::reassembly::{Dir, FlowKey, StreamSink};
 use crate::timeline::{Selection, Tracer};
 use crate::upgrade::{self, Head, MAX_HEAD_LEN, Request, Response};
 
@@ -74,11 +67,11 @@ pub struct Session {
     head: [Vec<u8>; 2],
     ws: Option<Box<Ws>>,
     /// Live mode: the connection's number among listed ones (0: not yet).
-    seq: u64,
+    pub(super) seq: u64,
     /// Live mode: already reported as decided.
-    emitted: bool,
+    pub(super) emitted: bool,
     /// Live mode: its close deadline is waiting in the timer queue.
-    deadline_queued: bool,
+    pub(super) deadline_queued: bool,
     /// `--connection`: this flow's events are recorded.
     trace: Option<Box<Tracer>>,
 }
@@ -369,255 +362,6 @@ impl StreamSink for Session {
 
     fn wants_data(&self) -> bool {
         self.mode != Mode::Ignored
-    }
-}
-
-/// Counters of the analysis, for the report.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AnalyzerStats {
-    pub tcp_segments: u64,
-    pub reassembly: ReassemblyStats,
-    /// WebSocket connections evicted under the flow cap (still reported).
-    pub websocket_evicted: u64,
-}
-
-/// A connection decided while the capture runs (for `--jsonl`), with the
-/// number it is known by in the stream of decided connections.
-pub type Decided = ConnectionReport;
-
-/// The I/O-free analyzer: feed it TCP segments in capture order.
-pub struct Analyzer {
-    table: FlowTable<Session>,
-    settings: Settings,
-    reports: Vec<ConnectionReport>,
-    next_order: u64,
-    /// Latest capture time seen.
-    now: Option<Ts>,
-    tcp_segments: u64,
-    websocket_evicted: u64,
-    /// Live mode: connections are also reported as soon as decided.
-    live: Option<Live>,
-    /// `--connection`: the flows whose events are recorded.
-    trace: Option<Selection>,
-}
-
-/// What the analyzer keeps to report connections as soon as they are
-/// decided (rule 20 of the contract).
-#[derive(Default)]
-struct Live {
-    decided: Vec<Decided>,
-    /// Close deadlines waiting for an answer: (deadline, flow, first-packet order).
-    deadlines: BinaryHeap<Reverse<(Ts, FlowKey, u64)>>,
-    /// Connections listed so far (numbers the decided ones).
-    listed: u64,
-}
-
-impl Analyzer {
-    pub fn new(settings: Settings, limits: Limits) -> Self {
-        Analyzer {
-            table: FlowTable::new(limits),
-            settings,
-            reports: Vec::new(),
-            next_order: 0,
-            now: None,
-            tcp_segments: 0,
-            websocket_evicted: 0,
-            live: None,
-            trace: None,
-        }
-    }
-
-    /// An analyzer that records the events of the selected flows (the
-    /// second pass of `--connection`).
-    pub fn new_traced(settings: Settings, limits: Limits, trace: Selection) -> Self {
-        Analyzer {
-            trace: Some(trace),
-            ..Self::new(settings, limits)
-        }
-    }
-
-    /// An analyzer that also reports each connection the moment it is
-    /// decided (taken with [`Analyzer::take_decided`]).
-    pub fn new_live(settings: Settings, limits: Limits) -> Self {
-        Analyzer {
-            live: Some(Live::default()),
-            ..Self::new(settings, limits)
-        }
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// One TCP segment, captured at `ts`.
-    pub fn packet(&mut self, ts: Ts, seg: &TcpSegment<'_>) {
-        self.tcp_segments += 1;
-        self.note_time(ts);
-        let Analyzer {
-            table,
-            settings,
-            reports,
-            next_order,
-            websocket_evicted,
-            live,
-            trace,
-            ..
-        } = self;
-        let out = table.process(
-            ts,
-            seg,
-            &mut |key, _, ts| {
-                *next_order += 1;
-                Session::new(key, *next_order, ts, trace.as_ref())
-            },
-            &mut |s: Session, why: Release| {
-                // Over (or evicted): nothing more will change its verdict.
-                if let Some(r) = s.report(ts, settings) {
-                    if why == Release::Evicted {
-                        *websocket_evicted += 1;
-                    }
-                    if let Some(l) = live.as_mut()
-                        && !s.emitted
-                    {
-                        l.decide(r.clone(), s.seq);
-                    }
-                    reports.push(r);
-                }
-            },
-        );
-        let (Some(l), Some((s, ended_now))) = (live.as_mut(), out) else {
-            return;
-        };
-        if s.seq == 0 && s.is_listed() {
-            s.seq = l.number();
-        }
-        if s.emitted || s.seq == 0 {
-            return;
-        }
-        if ended_now {
-            // The TCP connection is over: decided.
-            if let Some(r) = s.report(ts, settings) {
-                s.emitted = true;
-                l.decide(r, s.seq);
-            }
-        } else if !s.deadline_queued
-            && let Some(d) = s.close_deadline(settings.close_timeout)
-        {
-            s.deadline_queued = true;
-            l.deadlines
-                .push(Reverse((d, FlowKey::of(seg.src, seg.dst).0, s.meta.order)));
-        }
-    }
-
-    /// Wall-clock time passes in a live capture: a close left unanswered
-    /// past its deadline becomes `timeout` now, not when the capture ends.
-    pub fn tick(&mut self, now: Ts) {
-        self.note_time(now);
-        let Analyzer {
-            table,
-            settings,
-            live,
-            ..
-        } = self;
-        let Some(l) = live.as_mut() else {
-            return;
-        };
-        // An answer stamped exactly at the deadline is still in time, so a
-        // deadline is passed only once the clock is beyond it.
-        while let Some(Reverse((d, key, order))) = l.deadlines.peek().copied() {
-            if d >= now {
-                break;
-            }
-            l.deadlines.pop();
-            let Some(s) = table.get_mut(&key) else {
-                continue;
-            };
-            if s.meta.order != order || s.emitted {
-                continue;
-            }
-            if s.close_deadline(settings.close_timeout).is_some()
-                && let Some(r) = s.report(now, settings)
-            {
-                s.emitted = true;
-                l.decide(r, s.seq);
-            }
-        }
-    }
-
-    /// Connections decided since the last call (live mode), in order.
-    pub fn take_decided(&mut self) -> Vec<Decided> {
-        self.live
-            .as_mut()
-            .map(|l| std::mem::take(&mut l.decided))
-            .unwrap_or_default()
-    }
-
-    /// Any packet of the capture, TCP or not, moves the capture's clock.
-    pub fn note_time(&mut self, ts: Ts) {
-        self.now = Some(self.now.map_or(ts, |n| n.max(ts)));
-    }
-
-    /// Ends the capture: decides every connection still open and returns
-    /// all listed connections, numbered in order of their first packet.
-    /// (In live mode, [`Analyzer::finish_live`] also returns those not yet
-    /// reported as decided.)
-    pub fn finish(self) -> (Vec<ConnectionReport>, AnalyzerStats) {
-        let (reports, stats, _) = self.finish_live();
-        (reports, stats)
-    }
-
-    /// Like [`Analyzer::finish`], also returning the connections that were
-    /// not decided before the capture stopped (live mode).
-    pub fn finish_live(self) -> (Vec<ConnectionReport>, AnalyzerStats, Vec<Decided>) {
-        let Analyzer {
-            table,
-            settings,
-            mut reports,
-            now,
-            tcp_segments,
-            websocket_evicted,
-            mut live,
-            ..
-        } = self;
-        let end = now.unwrap_or_default();
-        let reassembly = table.finish(end, &mut |s: Session, _| {
-            if let Some(r) = s.report(end, &settings) {
-                if let Some(l) = live.as_mut()
-                    && !s.emitted
-                {
-                    l.decide(r.clone(), s.seq);
-                }
-                reports.push(r);
-            }
-        });
-        let stats = AnalyzerStats {
-            tcp_segments,
-            reassembly,
-            websocket_evicted,
-        };
-        reports.sort_by_key(|r| r.order);
-        for (i, r) in reports.iter_mut().enumerate() {
-            r.id = i as u64 + 1;
-        }
-        let mut rest = live.map(|l| l.decided).unwrap_or_default();
-        rest.sort_by_key(|r| r.id);
-        (reports, stats, rest)
-    }
-}
-
-impl Live {
-    /// The next number among listed connections.
-    fn number(&mut self) -> u64 {
-        self.listed += 1;
-        self.listed
-    }
-
-    /// Reports a decided connection under its number (`seq`, or a new one
-    /// for a connection that became listed only as it was released, when
-    /// the last buffered bytes were flushed).
-    fn decide(&mut self, mut r: ConnectionReport, seq: u64) {
-        r.id = if seq == 0 { self.number() } else { seq };
-        self.decided.push(r);
     }
 }
 
