@@ -78,6 +78,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Heap bytes held: a close payload being read (the header of a frame
+    /// split across segments waits in a fixed 14-byte array).
+    pub fn held(&self) -> usize {
+        self.close_buf.capacity()
+    }
+
     pub fn is_dead(&self) -> bool {
         self.state == State::Dead
     }
