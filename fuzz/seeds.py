@@ -11,7 +11,9 @@ Usage: python3 fuzz/seeds.py [CRAFTED_DIR]
 * upgrade: every HTTP request/response head of the samples;
 * close_payload: every close frame's unmasked payload, plus edge cases;
 * reassembly: a few hand-made segment sequences (layout: see
-  fuzz_targets/reassembly.rs).
+  fuzz_targets/reassembly.rs);
+* messages: a few hand-made text/frame inputs (layout: see
+  fuzz_targets/messages.rs).
 
 Needs tshark. Files are named by content hash, like libFuzzer's.
 """
@@ -150,6 +152,64 @@ def main():
         + b"".join(seg(C2S | 0x20, 2 | (7 << 3), *struct.pack("<I", (0xfffffff0 + 9 * k) & 0xffffffff), 0)
                    for k in range(6))
         + seg(C2S | 0x10, 0, 0, 0))
+
+    messages_seeds()
+
+
+def messages_seeds():
+    """Layout in fuzz_targets/messages.rs: a UTF-8 text with its cuts, the
+    stream cuts and the gap, then frames."""
+    TEXT, CONT, BIN, PING, PONG, CLOSE, RSVD = 0, 1, 2, 3, 6, 0x26, 7
+    FIN, MASK, RSV1 = 0x08, 0x10, 0x20
+
+    def utf8(text, *cuts):
+        return bytes([len(text), len(cuts)]) + bytes(cuts) + text
+
+    def stream(stride, cuts=(), gap=(0, 0, 0, 0)):
+        return (bytes([stride, len(cuts)]) + b"".join(struct.pack("<H", c) for c in cuts)
+                + bytes(gap))
+
+    def frame(c, payload, mask=b""):
+        return bytes([c, len(payload)]) + payload + mask
+
+    def long(c, n, pattern, mask=b""):
+        # Length form 3: a payload of n bytes repeating the pattern.
+        return (bytes([c | 0xC0]) + struct.pack("<H", n) + bytes([len(pattern) - 1])
+                + pattern + mask)
+
+    euro, clef = "€".encode(), "𝄞".encode()
+    put("messages", utf8("héllo €uro 𝄞".encode(), 2, 7, 8)
+        + stream(3, (5, 9))
+        + frame(TEXT, euro[:1])                          # "€" across frames
+        + frame(PING | FIN | MASK, b"hb", b"\x01\x02\x03\x04")
+        + frame(CONT | FIN | MASK, euro[1:], b"\x37\xfa\x21\x3d")
+        + frame(BIN | FIN, b"\xff\xfe")
+        + frame(CLOSE | FIN | MASK, b"\x03\xe8bye", b"\x09\x08\x07\x06"))
+    put("messages", utf8(b"\xed\xa0\x80 \xf0\x9f\x98", 1, 2)
+        + stream(1)
+        + frame(TEXT, b"ok \xed")                      # surrogate across frames
+        + frame(CONT, b"\xa0")
+        + frame(CONT | FIN, b"\x80")
+        + frame(TEXT | FIN | MASK, clef[:3], b"\xaa\xbb\xcc\xdd")  # truncated at FIN
+        + frame(TEXT | FIN | RSV1, b"\xff\xff")         # compressed: not judged
+        + frame(TEXT | FIN | 0x40, b"short, 16-bit form")
+        + frame(BIN | FIN | 0x80, b"short, 64-bit form"))
+    put("messages", utf8("κόσμε".encode(), 3)
+        + stream(7, (1, 2, 3))
+        + frame(CONT | FIN, b"orphan")                  # nothing in progress
+        + frame(TEXT, b"first ")
+        + frame(BIN | FIN, b"interleaved")              # while "first " is open
+        + frame(CONT, b"orphan again")
+        + frame(CONT | FIN, b"")
+        + frame(RSVD, b"??")                            # opcode 0x3
+        + frame(RSVD | RSV1 | FIN, b"")                 # opcode 0xB
+        + frame(PONG | FIN, b""))
+    put("messages", utf8(b"\xc0\xaf\xe0\x80\xaf\xf4\x90\x80\x80")
+        + stream(60, (300, 301, 700), (1, 0, 40, 100))  # a gap in frame 0
+        + long(TEXT | MASK, 1000, euro, b"\x11\x22\x33\x44")
+        + long(CONT | FIN | MASK, 600, clef, b"\x55\x66\x77\x88")
+        + long(TEXT | FIN | MASK, 777, "é".encode() + b"x", b"\x99\xaa\xbb\xcc")
+        + long(TEXT | FIN, 300, b"\xe2\x82"))           # invalid, unmasked
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ set -u
 
 cd "$(dirname "$0")"
 secs="${SMOKE_SECS:-30}"
-targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly pipeline}"
+targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly messages pipeline}"
 
 max_len() {
     case "$1" in
@@ -22,6 +22,7 @@ max_len() {
         upgrade) echo 20000 ;;
         close_payload) echo 256 ;;
         reassembly) echo 4096 ;;
+        messages) echo 4096 ;;
         *) echo 65536 ;;
     esac
 }
