@@ -186,7 +186,9 @@ impl Messages {
                 self.bad = true;
                 self.notes.invalid_utf8 = true;
             }
-            if self.msg != Msg::Unknown {
+            // Only a message whose start was seen has a length (not one
+            // joined midway, nor an orphan continuation).
+            if matches!(self.msg, Msg::Text | Msg::Opaque) {
                 self.notes.message_len = Some(self.len);
             }
             self.msg = Msg::Idle;
@@ -194,9 +196,13 @@ impl Messages {
         std::mem::take(&mut self.notes)
     }
 
-    /// Bytes were lost: the message in progress can no longer be judged.
+    /// Bytes were lost: the message in progress can no longer be judged
+    /// (what the current frame already showed is still reported).
     pub fn lost(&mut self) {
-        *self = Messages::unknown();
+        *self = Messages {
+            notes: self.notes,
+            ..Messages::unknown()
+        };
     }
 }
 

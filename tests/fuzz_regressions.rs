@@ -218,8 +218,8 @@ fn connections_are_numbered_in_order_of_arrival_when_the_clock_runs_backwards() 
 }
 
 // ---------------------------------------------------------------------------
-// messages: F5 and F6 (fixes pending in src/message.rs, tests ignored until
-// then; run them with `cargo test --test fuzz_regressions -- --ignored`)
+// messages: F5 (an orphan continuation's stale length) and F6 (a gap inside
+// a payload wiping the frame's notes), both fixed in src/message.rs
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -267,7 +267,6 @@ fn notes_of(stream: &[u8], gap: Option<(usize, usize)>) -> Vec<MsgNotes> {
 }
 
 #[test]
-#[ignore = "F5: fix pending (src/message.rs, Messages::start/end)"]
 fn orphan_continuation_has_no_message_length() {
     // F5: text "ab" (FIN), then a continuation "c" (FIN) with nothing in
     // progress: an orphan, whose message_len came out as 3 (the finished
@@ -295,7 +294,6 @@ fn orphan_continuation_has_no_message_length() {
 }
 
 #[test]
-#[ignore = "F6: fix pending (src/message.rs, Messages::lost)"]
 fn gap_inside_a_payload_keeps_the_frames_notes() {
     // F6: a capture gap inside a frame's payload reset the frame's notes
     // along with the message, so what was already certain was lost.
