@@ -5,7 +5,7 @@ Usage: python3 fuzz/seeds.py [CRAFTED_DIR]
 
 * pipeline: samples/*.pcap and *.pcapng (not large.pcap; many-connections.pcap
   cut to its first 60 KiB, under -max_len) plus a few crafted captures from
-  CRAFTED_DIR (made by `WSCLOSE_KEEP_CAPTURES=DIR cargo test --test crafted`);
+  CRAFTED_DIR (made by `WSCLOSE_KEEP_CAPTURES=DIR cargo test --test 'crafted*'`);
 * frame_header: every non-HTTP TCP payload of the samples, each direction's
   frame stream joined, and the RFC 6455 5.7 example frames;
 * upgrade: every HTTP request/response head of the samples;
