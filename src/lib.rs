@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod reassembly;
 pub mod report;
 pub mod timeline;
+pub mod tls;
 pub mod upgrade;
 
 /// A capture timestamp in nanoseconds since the Unix epoch. Integer time
