@@ -16,148 +16,26 @@
 
 use tls_parser::{TlsMessage, TlsVersion, parse_tls_message_alert};
 
-use super::crypto::{RecordCipher, Scheme};
+use super::epochs::Stage;
+pub use super::events::{Event, NotDecrypted, Sink, TlsDir, TlsStatus};
 use super::handshake::{self, HandshakeFacts, HandshakeReader, Message, ServerHello};
-use super::keylog::{KeyLog, Secret, Secrets};
-use super::keys::{self, AeadKind, Suite};
+use super::keylog::{KeyLog, Secrets};
+use super::keys::{self, Suite};
 use super::record::{NotTls, Record, RecordReader};
 use crate::Ts;
 
-/// Records of the TLS 1.3 handshake epoch searched past when the
-/// application keys come late (a server's flight is one to a few records).
-const SEARCH_BACK: u64 = 16;
-
-/// Protected records after which a TLS 1.3 direction that has application
-/// keys but could not place them gives up (`decrypt_error`).
-const SEARCH_RECORDS: u64 = 32;
-
 const CHANGE_CIPHER_SPEC: u8 = 20;
-const ALERT: u8 = 21;
-const HANDSHAKE: u8 = 22;
-const APPLICATION_DATA: u8 = 23;
+pub(super) const ALERT: u8 = 21;
+pub(super) const HANDSHAKE: u8 = 22;
+pub(super) const APPLICATION_DATA: u8 = 23;
 
-/// Which side sent the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TlsDir {
-    Client = 0,
-    Server = 1,
-}
-
-impl TlsDir {
-    pub fn idx(self) -> usize {
-        self as usize
-    }
-}
-
-/// Why a connection (or one direction) is not decrypted: the contract's
-/// `not_decrypted_reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotDecrypted {
-    NoKey,
-    UnsupportedCipher,
-    NoHandshake,
-    Gap,
-    DecryptError,
-}
-
-impl NotDecrypted {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotDecrypted::NoKey => "no_key",
-            NotDecrypted::UnsupportedCipher => "unsupported_cipher",
-            NotDecrypted::NoHandshake => "no_handshake",
-            NotDecrypted::Gap => "gap",
-            NotDecrypted::DecryptError => "decrypt_error",
-        }
-    }
-}
-
-impl std::fmt::Display for NotDecrypted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The contract's `tls.decrypted` and `tls.not_decrypted_reason`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TlsStatus {
-    /// Keys were found and records decrypted with them (for a connection
-    /// without protected records yet: keys found, nothing failed). A
-    /// direction may still have stopped later: [`TlsConn::stopped`].
-    pub decrypted: bool,
-    /// Set when `decrypted` is false.
-    pub not_decrypted_reason: Option<NotDecrypted>,
-}
-
-/// What [`TlsConn::feed`] reports, in stream order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// The handshake facts changed: [`TlsConn::facts`].
-    Facts,
-    /// A record was completed by the bytes of the packet at `ts`.
-    Record {
-        dir: TlsDir,
-        ts: Ts,
-        content_type: u8,
-        len: usize,
-    },
-    /// Decrypted application data, from a record completed at `ts`.
-    Plaintext { dir: TlsDir, ts: Ts, data: &'a [u8] },
-    /// Application data went by before its keys were known: the plaintext
-    /// stream resumes after a hole (like a TCP gap).
-    PlaintextLost { dir: TlsDir, ts: Ts },
-    /// An alert other than close_notify (plaintext or decrypted).
-    Alert {
-        dir: TlsDir,
-        ts: Ts,
-        level: u8,
-        description: u8,
-    },
-    /// The direction's close_notify: decrypted, or (`inferred`) an
-    /// encrypted alert record of TLS 1.2 or earlier, which the contract
-    /// counts as one. Reported once per direction.
-    CloseNotify { dir: TlsDir, ts: Ts, inferred: bool },
-    /// Decryption of this direction stopped for good.
-    Stopped {
-        dir: TlsDir,
-        ts: Ts,
-        reason: NotDecrypted,
-    },
-}
-
-/// The sink events go to.
-pub type Sink<'s> = dyn FnMut(Event<'_>) + 's;
-
-/// Where a direction is.
+/// One direction's state.
 #[derive(Debug)]
-enum Stage {
-    /// Plaintext records: before ChangeCipherSpec (TLS 1.2), before the
-    /// ServerHello (TLS 1.3).
-    Plain,
-    /// Protected records without keys. `seen` counts them; `exact`: they
-    /// are all of the current epoch (TLS 1.2; TLS 1.3 after the Finished
-    /// was read); `lost`: application data went by.
-    Waiting {
-        seen: u64,
-        exact: bool,
-        lost: bool,
-    },
-    /// TLS 1.3 handshake epoch.
-    Handshake(RecordCipher),
-    /// Application data epoch; TLS 1.3 keeps the secret for KeyUpdate.
-    Traffic {
-        cipher: RecordCipher,
-        secret: Option<Secret>,
-    },
-    Stopped,
-}
-
-#[derive(Debug)]
-struct Side {
-    stage: Stage,
-    hs: HandshakeReader,
-    failed: Option<NotDecrypted>,
-    close_notify: Option<Ts>,
+pub(super) struct Side {
+    pub(super) stage: Stage,
+    pub(super) hs: HandshakeReader,
+    pub(super) failed: Option<NotDecrypted>,
+    pub(super) close_notify: Option<Ts>,
 }
 
 impl Default for Side {
@@ -173,40 +51,31 @@ impl Default for Side {
 
 /// What handshake messages changed, applied once the record is read.
 #[derive(Debug, Default)]
-struct Effects {
-    facts: bool,
-    server_hello: Option<ServerHello>,
-    finished: bool,
-    key_update: bool,
-}
-
-/// The outcome of trying keys on a waiting direction's record.
-enum Attempt {
-    NoKey,
-    Failed,
-    /// Decrypted: the stage to go on with, the inner content type, and
-    /// whether application data was skipped before.
-    Opened(Stage, u8, bool),
+pub(super) struct Effects {
+    pub(super) facts: bool,
+    pub(super) server_hello: Option<ServerHello>,
+    pub(super) finished: bool,
+    pub(super) key_update: bool,
 }
 
 /// Everything but the record readers and the plaintext buffer, so that a
 /// record borrowed from a reader can be handled with `&mut Core`.
 #[derive(Debug, Default)]
-struct Core {
-    facts: HandshakeFacts,
-    sides: [Side; 2],
+pub(super) struct Core {
+    pub(super) facts: HandshakeFacts,
+    pub(super) sides: [Side; 2],
     /// Negotiated (ServerHello) version.
-    version: Option<u16>,
-    suite: Option<Suite>,
-    secrets: Option<Secrets>,
+    pub(super) version: Option<u16>,
+    pub(super) suite: Option<Suite>,
+    pub(super) secrets: Option<Secrets>,
     /// The key log generation last looked at.
-    looked: Option<u64>,
+    pub(super) looked: Option<u64>,
     /// Connection-wide reason (unsupported suite or version).
-    reason: Option<NotDecrypted>,
+    pub(super) reason: Option<NotDecrypted>,
     /// A record was decrypted.
-    decrypted: bool,
+    pub(super) decrypted: bool,
     /// A protected record waited for keys.
-    waited: bool,
+    pub(super) waited: bool,
 }
 
 /// One TLS connection.
@@ -216,6 +85,8 @@ pub struct TlsConn {
     core: Core,
     /// Decrypted plaintext of the record being handled.
     scratch: Vec<u8>,
+    /// Bytes were lost: later bytes of the direction are ignored.
+    gapped: [bool; 2],
 }
 
 impl TlsConn {
@@ -240,8 +111,9 @@ impl TlsConn {
             readers,
             core,
             scratch,
+            gapped,
         } = self;
-        if core.sides[dir.idx()].failed == Some(NotDecrypted::Gap) {
+        if gapped[dir.idx()] {
             return Ok(());
         }
         readers[dir.idx()].feed(bytes, &mut |rec| {
@@ -252,6 +124,7 @@ impl TlsConn {
     /// Bytes of direction `dir` were lost: its records can no longer be
     /// told apart, so its decryption stops with `gap`.
     pub fn gap(&mut self, dir: TlsDir) {
+        self.gapped[dir.idx()] = true;
         self.readers[dir.idx()].break_off();
         let side = &mut self.core.sides[dir.idx()];
         side.hs.reset();
@@ -267,7 +140,7 @@ impl TlsConn {
     pub fn status(&self) -> TlsStatus {
         let c = &self.core;
         let first_failure = c.reason.or(c.sides[0].failed).or(c.sides[1].failed);
-        let keys = c.secrets.is_some() && c.suite.is_some();
+        let keys = c.usable_keys();
         if c.decrypted || (keys && !c.waited && first_failure.is_none()) {
             return TlsStatus {
                 decrypted: true,
@@ -318,12 +191,14 @@ impl TlsConn {
         before - self.held()
     }
 
-    /// Under the global memory cap: gives up partial records too (each a
-    /// gap for its direction). Returns the bytes freed.
+    /// Under the global memory cap: gives up partial records and partial
+    /// handshake messages too (each a gap for its direction). Returns the
+    /// bytes freed.
     pub fn shed(&mut self) -> usize {
         let before = self.held();
         for dir in [TlsDir::Client, TlsDir::Server] {
-            if self.readers[dir.idx()].pending() > 0 {
+            let partial_message = self.core.sides[dir.idx()].hs.in_message();
+            if self.readers[dir.idx()].pending() > 0 || partial_message {
                 self.gap(dir);
             }
         }
@@ -365,7 +240,7 @@ impl Core {
         }
     }
 
-    fn tls13(&self) -> bool {
+    pub(super) fn tls13(&self) -> bool {
         self.version == Some(TlsVersion::Tls13.0)
     }
 
@@ -421,7 +296,12 @@ impl Core {
 
     /// Handshake bytes (plaintext or decrypted) of `dir`: updates the facts
     /// and says what the messages mean for the stages.
-    fn read_handshake(&mut self, dir: TlsDir, data: &[u8], on: &mut Sink<'_>) -> Effects {
+    pub(super) fn read_handshake(
+        &mut self,
+        dir: TlsDir,
+        data: &[u8],
+        on: &mut Sink<'_>,
+    ) -> Effects {
         let mut fx = Effects::default();
         let Core { facts, sides, .. } = self;
         sides[dir.idx()]
@@ -462,14 +342,20 @@ impl Core {
 
     /// A record of a direction that cannot be decrypted (no keys yet, or
     /// stopped): only its type tells something.
-    fn without_keys(&mut self, dir: TlsDir, ts: Ts, rec: &Record<'_>, on: &mut Sink<'_>) {
+    pub(super) fn without_keys(
+        &mut self,
+        dir: TlsDir,
+        ts: Ts,
+        rec: &Record<'_>,
+        on: &mut Sink<'_>,
+    ) {
         let pre13 = self.version.is_some_and(|v| v < TlsVersion::Tls13.0);
         if pre13 && rec.content_type == ALERT {
             self.close_notify(dir, ts, true, on);
         }
     }
 
-    fn on_alert(&mut self, dir: TlsDir, ts: Ts, data: &[u8], on: &mut Sink<'_>) {
+    pub(super) fn on_alert(&mut self, dir: TlsDir, ts: Ts, data: &[u8], on: &mut Sink<'_>) {
         let Ok((_, TlsMessage::Alert(a))) = parse_tls_message_alert(data) else {
             return;
         };
@@ -493,7 +379,7 @@ impl Core {
         }
     }
 
-    fn fail(&mut self, dir: TlsDir, ts: Ts, reason: NotDecrypted, on: &mut Sink<'_>) {
+    pub(super) fn fail(&mut self, dir: TlsDir, ts: Ts, reason: NotDecrypted, on: &mut Sink<'_>) {
         let side = &mut self.sides[dir.idx()];
         side.stage = Stage::Stopped;
         if side.failed.is_none() {
@@ -503,7 +389,7 @@ impl Core {
     }
 
     /// Looks the connection up in the key log again if it changed.
-    fn look_up(&mut self, keys: &KeyLog) {
+    pub(super) fn look_up(&mut self, keys: &KeyLog) {
         let Some(random) = self.facts.client_random else {
             return;
         };
@@ -513,273 +399,6 @@ impl Core {
         self.looked = Some(keys.generation());
         if let Some(s) = keys.get(&random) {
             self.secrets = Some(*s);
-        }
-    }
-
-    /// A protected record with a cipher in place.
-    fn on_decrypting(
-        &mut self,
-        dir: TlsDir,
-        ts: Ts,
-        rec: &Record<'_>,
-        keys: &KeyLog,
-        scratch: &mut Vec<u8>,
-        on: &mut Sink<'_>,
-    ) {
-        let side = &mut self.sides[dir.idx()];
-        let opened = match &mut side.stage {
-            Stage::Handshake(c) | Stage::Traffic { cipher: c, .. } => c.open(rec, scratch),
-            _ => return,
-        };
-        match opened {
-            Ok(t) => self.on_inner(dir, ts, t, scratch, keys, on),
-            Err(_) => {
-                let first = matches!(side.stage, Stage::Handshake(ref c) if c.seq() == 0);
-                let reason = self.failure(dir, first);
-                self.fail(dir, ts, reason, on);
-            }
-        }
-    }
-
-    /// Why a record did not decrypt. 0-RTT early data comes first from a
-    /// client that offered it, under keys the key log does not give: that
-    /// is an unsupported feature, not a decryption error.
-    fn failure(&self, dir: TlsDir, first_handshake_record: bool) -> NotDecrypted {
-        if dir == TlsDir::Client && self.facts.early_data_offered && first_handshake_record {
-            NotDecrypted::UnsupportedCipher
-        } else {
-            NotDecrypted::DecryptError
-        }
-    }
-
-    /// A decrypted record of inner type `t`.
-    fn on_inner(
-        &mut self,
-        dir: TlsDir,
-        ts: Ts,
-        t: u8,
-        data: &[u8],
-        keys: &KeyLog,
-        on: &mut Sink<'_>,
-    ) {
-        self.decrypted = true;
-        match t {
-            APPLICATION_DATA if !data.is_empty() => on(Event::Plaintext { dir, ts, data }),
-            ALERT => self.on_alert(dir, ts, data, on),
-            HANDSHAKE => {
-                let fx = self.read_handshake(dir, data, on);
-                if !self.tls13() {
-                    return;
-                }
-                let stage = &self.sides[dir.idx()].stage;
-                if fx.finished && matches!(stage, Stage::Handshake(_)) {
-                    self.look_up(keys);
-                    self.sides[dir.idx()].stage = self.traffic_stage(dir);
-                } else if fx.key_update && matches!(stage, Stage::Traffic { .. }) {
-                    self.key_update(dir, ts, on);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// TLS 1.3 after a Finished: the application traffic keys, or waiting
-    /// for them.
-    fn traffic_stage(&self, dir: TlsDir) -> Stage {
-        match self.tls13_cipher(dir, false, 0) {
-            Some((cipher, secret)) => Stage::Traffic {
-                cipher,
-                secret: Some(secret),
-            },
-            None => Stage::Waiting {
-                seen: 0,
-                exact: true,
-                lost: false,
-            },
-        }
-    }
-
-    /// A KeyUpdate: the next secret replaces the current one (RFC 8446 7.2).
-    fn key_update(&mut self, dir: TlsDir, ts: Ts, on: &mut Sink<'_>) {
-        let Some(suite) = self.suite else { return };
-        let side = &mut self.sides[dir.idx()];
-        let Stage::Traffic {
-            secret: Some(secret),
-            ..
-        } = &side.stage
-        else {
-            return;
-        };
-        let next = keys::tls13_next_secret(suite.hash, secret).and_then(|s| {
-            let k = keys::tls13_traffic_keys(&suite, &s)?;
-            Some((RecordCipher::new(suite.aead, &k, Scheme::Tls13, 0)?, s))
-        });
-        match next {
-            Some((cipher, s)) => {
-                side.stage = Stage::Traffic {
-                    cipher,
-                    secret: Some(s),
-                }
-            }
-            None => self.fail(dir, ts, NotDecrypted::DecryptError, on),
-        }
-    }
-
-    /// The TLS 1.3 cipher of `dir` from the key log secrets: handshake or
-    /// application traffic, with its secret, starting at record `seq`.
-    fn tls13_cipher(
-        &self,
-        dir: TlsDir,
-        handshake: bool,
-        seq: u64,
-    ) -> Option<(RecordCipher, Secret)> {
-        let (suite, s) = (self.suite?, self.secrets?);
-        let secret = match (dir, handshake) {
-            (TlsDir::Client, true) => s.client_handshake,
-            (TlsDir::Server, true) => s.server_handshake,
-            (TlsDir::Client, false) => s.client_traffic,
-            (TlsDir::Server, false) => s.server_traffic,
-        }?;
-        let k = keys::tls13_traffic_keys(&suite, &secret)?;
-        Some((
-            RecordCipher::new(suite.aead, &k, Scheme::Tls13, seq)?,
-            secret,
-        ))
-    }
-
-    /// The TLS 1.2 cipher of `dir`, starting at record `seq`.
-    fn tls12_cipher(&self, dir: TlsDir, seq: u64) -> Option<RecordCipher> {
-        let (suite, s) = (self.suite?, self.secrets?);
-        let (cr, sr) = (self.facts.client_random?, self.facts.server_random?);
-        let k = keys::tls12_keys(&suite, &s.master?, &cr, &sr)?;
-        let k = if dir == TlsDir::Client {
-            k.client
-        } else {
-            k.server
-        };
-        let scheme = if suite.aead == AeadKind::ChaCha20Poly1305 {
-            Scheme::Tls12ChaCha
-        } else {
-            Scheme::Tls12Gcm
-        };
-        RecordCipher::new(suite.aead, &k, scheme, seq)
-    }
-
-    /// A protected record while the direction waits for keys.
-    fn on_waiting(
-        &mut self,
-        dir: TlsDir,
-        ts: Ts,
-        rec: &Record<'_>,
-        keys: &KeyLog,
-        scratch: &mut Vec<u8>,
-        on: &mut Sink<'_>,
-    ) {
-        let Stage::Waiting { seen, exact, lost } = self.sides[dir.idx()].stage else {
-            return;
-        };
-        self.look_up(keys);
-        self.waited = true;
-        let attempt = if self.tls13() {
-            self.try_tls13(dir, seen, exact, lost, rec, scratch)
-        } else {
-            self.try_tls12(dir, seen, lost, rec, scratch)
-        };
-        match attempt {
-            Attempt::Opened(stage, t, skipped) => {
-                self.sides[dir.idx()].stage = stage;
-                if skipped {
-                    on(Event::PlaintextLost { dir, ts });
-                }
-                self.on_inner(dir, ts, t, scratch, keys, on);
-            }
-            Attempt::Failed => {
-                let reason = self.failure(dir, seen == 0 && !exact);
-                self.fail(dir, ts, reason, on);
-            }
-            Attempt::NoKey => {
-                let lost =
-                    lost || (rec.content_type == APPLICATION_DATA && (exact || !self.tls13()));
-                self.sides[dir.idx()].stage = Stage::Waiting {
-                    seen: seen + 1,
-                    exact,
-                    lost,
-                };
-                self.without_keys(dir, ts, rec, on);
-            }
-        }
-    }
-
-    /// TLS 1.2: the sequence number is known (records since the
-    /// ChangeCipherSpec), so keys either open the record or are wrong.
-    fn try_tls12(
-        &self,
-        dir: TlsDir,
-        seen: u64,
-        lost: bool,
-        rec: &Record<'_>,
-        scratch: &mut Vec<u8>,
-    ) -> Attempt {
-        let Some(mut cipher) = self.tls12_cipher(dir, seen) else {
-            return Attempt::NoKey;
-        };
-        match cipher.open(rec, scratch) {
-            Ok(t) => Attempt::Opened(
-                Stage::Traffic {
-                    cipher,
-                    secret: None,
-                },
-                t,
-                lost,
-            ),
-            Err(_) => Attempt::Failed,
-        }
-    }
-
-    /// TLS 1.3: the handshake key opens the first record; application keys
-    /// that come after records went by are tried at the sequence numbers the
-    /// application epoch may have reached (`seen` minus the handshake
-    /// records, at most [`SEARCH_BACK`] of them).
-    fn try_tls13(
-        &self,
-        dir: TlsDir,
-        seen: u64,
-        exact: bool,
-        lost: bool,
-        rec: &Record<'_>,
-        scratch: &mut Vec<u8>,
-    ) -> Attempt {
-        if !exact && let Some((mut c, _)) = self.tls13_cipher(dir, true, seen) {
-            if let Ok(t) = c.open(rec, scratch) {
-                return Attempt::Opened(Stage::Handshake(c), t, false);
-            }
-            if seen == 0 {
-                // The first protected record is the handshake key's.
-                return Attempt::Failed;
-            }
-        }
-        let Some((mut c, secret)) = self.tls13_cipher(dir, false, 0) else {
-            return Attempt::NoKey;
-        };
-        let first = if exact {
-            seen
-        } else {
-            seen.saturating_sub(SEARCH_BACK)
-        };
-        for seq in (first..=seen).rev() {
-            if let Ok(t) = c.open_at(seq, rec, scratch) {
-                c.set_seq(seq + 1);
-                let stage = Stage::Traffic {
-                    cipher: c,
-                    secret: Some(secret),
-                };
-                return Attempt::Opened(stage, t, lost || seq > 0);
-            }
-        }
-        if exact || seen >= SEARCH_RECORDS {
-            Attempt::Failed
-        } else {
-            Attempt::NoKey
         }
     }
 }

@@ -20,13 +20,17 @@
 //! - [`crypto`]: one direction's AEAD record protection (nonces, additional
 //!   data, the TLS 1.3 inner content type).
 //! - [`conn`]: one connection, both directions, the state machine tying
-//!   the others together.
+//!   the others together; `epochs` (private) its protected records: keys
+//!   found late, TLS 1.3 epochs, KeyUpdate.
+//! - [`events`]: what a connection reports, and why it was not decrypted.
 //!
 //! Parsing of TLS structures is rusticata's `tls-parser`; the cryptography
 //! is RustCrypto's (`aes-gcm`, `chacha20poly1305`, `hkdf`, `hmac`, `sha2`).
 
 pub mod conn;
 pub mod crypto;
+mod epochs;
+pub mod events;
 pub mod handshake;
 pub mod keylog;
 pub mod keys;
@@ -35,11 +39,18 @@ pub mod record;
 #[cfg(test)]
 mod tests_conn;
 #[cfg(test)]
+mod tests_keylog;
+#[cfg(test)]
+mod tests_malformed;
+#[cfg(test)]
 mod tests_rfc8448;
 #[cfg(test)]
 mod tests_samples;
+#[cfg(test)]
+mod tests_tls13;
 
-pub use conn::{Event, NotDecrypted, TlsConn, TlsDir, TlsStatus};
+pub use conn::TlsConn;
+pub use events::{Event, NotDecrypted, TlsDir, TlsStatus};
 pub use handshake::HandshakeFacts;
 pub use keylog::{KeyLog, KeyLogError, KeyLogStats};
 pub use record::{NotTls, looks_like_client_hello};
