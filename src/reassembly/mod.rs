@@ -1,0 +1,436 @@
+//! TCP flow table and per-direction stream reassembly.
+//!
+//! Each TCP direction becomes an ordered byte stream handed to a
+//! [`StreamSink`]. In-order segments are passed through as slices of the
+//! packet (no copy, no allocation); only out-of-order bytes are buffered,
+//! under caps. A hole that cannot fill (the peer acknowledged bytes the
+//! capture never saw, a cap is reached, the flow is reset or the capture
+//! ends) is skipped and reported as a gap, so the sink can resynchronise.
+//!
+//! The parts, each in its file:
+//! - `mod.rs` (here): the flow table, its caps and counters, the public API;
+//! - `flow`: one connection, both directions and its sink;
+//! - `stream`: one direction (sequence numbers to stream offsets, holes,
+//!   ACKs, the FIN);
+//! - `assembler`: the out-of-order store, its real cost and its invariants;
+//! - `seq`: TCP sequence numbers with wrapping comparison;
+//! - `evicted`: flows recently evicted, so they do not come back as new.
+//!
+//! Memory: the table keeps one running total of everything the analysis
+//! buffers (out-of-order bytes at their real cost, plus what each sink says
+//! it holds, [`StreamSink::held`]), updated by difference after each
+//! segment, and holds it under [`Limits::max_buffered_total`]: past it, the
+//! flow that grew gives up its holes, then its sink sheds what it can.
+
+mod assembler;
+mod evicted;
+mod flow;
+mod seq;
+mod stream;
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::Ts;
+use crate::decode::{Endpoint, TcpSegment};
+use evicted::Evicted;
+
+pub use assembler::{MAX_RUNS, SLOT};
+pub use flow::Flow;
+pub use seq::Seq;
+
+/// Direction within a flow: `Dir::A` goes from the lower endpoint to the
+/// higher one (the flow key's order), `Dir::B` the other way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    A = 0,
+    B = 1,
+}
+
+impl Dir {
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::A => Dir::B,
+            Dir::B => Dir::A,
+        }
+    }
+}
+
+/// A flow's key: both endpoints, the lower one first, so both directions of
+/// a connection hash to the same entry (hashed once per packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+}
+
+impl FlowKey {
+    /// The key of a segment and the direction it travels in.
+    pub fn of(src: Endpoint, dst: Endpoint) -> (FlowKey, Dir) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst }, Dir::A)
+        } else {
+            (FlowKey { lo: dst, hi: src }, Dir::B)
+        }
+    }
+
+    /// The sender of direction `d`.
+    pub fn src(&self, d: Dir) -> Endpoint {
+        match d {
+            Dir::A => self.lo,
+            Dir::B => self.hi,
+        }
+    }
+}
+
+/// Receives a flow's reassembled streams and TCP events, in order.
+pub trait StreamSink {
+    /// Every packet of the flow, before its bytes are delivered.
+    fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>);
+    /// In-order bytes of one direction.
+    fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]);
+    /// `len` bytes of one direction are missing from the capture.
+    fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64);
+    /// The direction's FIN, in stream order; `ts` is the FIN packet's.
+    fn on_fin(&mut self, dir: Dir, ts: Ts);
+    /// An RST from this direction.
+    fn on_rst(&mut self, dir: Dir, ts: Ts);
+    /// False once the sink knows the flow is of no interest: its bytes are
+    /// then neither buffered nor delivered (FIN and RST still are).
+    fn wants_data(&self) -> bool {
+        true
+    }
+    /// Bytes the sink itself holds (partial HTTP heads, split frame headers,
+    /// close payloads): they count against [`Limits::max_buffered_total`]
+    /// with the out-of-order bytes. Asked after every segment of the flow,
+    /// so it should be cheap (a few lengths added up).
+    fn held(&self) -> usize {
+        0
+    }
+    /// Drops what the sink holds that it can do without (the global cap is
+    /// reached and this flow's holes are already given up); returns the
+    /// bytes freed.
+    fn shed(&mut self) -> usize {
+        0
+    }
+}
+
+/// Caps that keep memory bounded by live flows, whatever the capture holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Out-of-order bytes buffered for one direction, at their real cost
+    /// (bytes, bookkeeping, allocator overhead); at most [`MAX_RUNS`]
+    /// separate runs of them.
+    pub max_buffered_per_dir: usize,
+    /// All buffered bytes, across flows: out-of-order bytes at their real
+    /// cost plus what every sink holds ([`StreamSink::held`]).
+    pub max_buffered_total: usize,
+    /// Capture time an ended flow stays in the table (for its last ACKs)
+    /// before its sink is handed back.
+    pub linger: Ts,
+    /// Flows tracked at once; past it the least recently active are evicted
+    /// (and as many evicted flows are remembered, so that their later
+    /// packets are dropped rather than taken for new flows).
+    pub max_flows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_buffered_per_dir: 4 << 20,
+            max_buffered_total: 256 << 20,
+            linger: Ts::from_secs(30),
+            max_flows: 262_144,
+        }
+    }
+}
+
+/// Counters of what reassembly did, for the report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReassemblyStats {
+    pub flows: u64,
+    pub retransmitted_segments: u64,
+    pub out_of_order_segments: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Packets of flows that had already ended (late ACKs, stray RSTs).
+    pub packets_after_end: u64,
+    /// Most flows tracked at once.
+    pub peak_flows: u64,
+    /// Most bytes buffered at once, across all flows: out-of-order bytes at
+    /// their real cost plus what sinks held.
+    pub peak_buffered: u64,
+    /// Live flows dropped because `max_flows` was reached.
+    pub flows_evicted: u64,
+    /// Holes skipped because a cap was reached (per direction, all buffered
+    /// bytes, or [`MAX_RUNS`]).
+    pub holes_given_up: u64,
+    /// Packets of flows evicted earlier, dropped (a fresh SYN on the same
+    /// 4-tuple starts a new connection instead).
+    pub packets_of_evicted_flows: u64,
+    /// Bytes sinks dropped ([`StreamSink::shed`]) to stay under the cap of
+    /// all buffered bytes.
+    pub sink_bytes_shed: u64,
+}
+
+/// Why a flow's sink is handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The TCP connection ended (both FINs, or an RST) some time ago.
+    Ended,
+    /// A new connection (SYN) took over the same 4-tuple.
+    Replaced,
+    /// Evicted to stay under `max_flows`.
+    Evicted,
+    /// The capture ended.
+    CaptureEnd,
+}
+
+/// The flow table: every live TCP connection of the capture.
+pub struct FlowTable<S> {
+    /// Flows by key, looked up with one hash per packet. Boxed: the table
+    /// stays small when sparse, and a flow never moves once made.
+    map: HashTable<(FlowKey, Box<Flow<S>>)>,
+    hasher: foldhash::fast::RandomState,
+    evicted: Evicted,
+    limits: Limits,
+    /// Everything buffered, the sum of every flow's `charged`.
+    buffered_total: usize,
+    packets: u64,
+    pub stats: ReassemblyStats,
+}
+
+impl<S: StreamSink> FlowTable<S> {
+    pub fn new(limits: Limits) -> Self {
+        FlowTable {
+            map: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            evicted: Evicted::new(limits.max_flows),
+            limits,
+            buffered_total: 0,
+            packets: 0,
+            stats: ReassemblyStats::default(),
+        }
+    }
+
+    /// Number of flows currently tracked (live or lingering after their end).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes buffered across all flows: out-of-order bytes at their real
+    /// cost plus what sinks hold.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_total
+    }
+
+    /// Processes one TCP segment. `new_sink` makes the sink of a new flow;
+    /// `done` receives the sink of a flow that is over (see [`Release`]).
+    /// Returns the segment's flow sink, and whether its TCP connection ended
+    /// with this segment (`None` for packets of a flow already over, or of
+    /// a flow evicted before).
+    pub fn process(
+        &mut self,
+        ts: Ts,
+        seg: &TcpSegment<'_>,
+        new_sink: &mut impl FnMut(&FlowKey, Dir, Ts) -> S,
+        done: &mut impl FnMut(S, Release),
+    ) -> Option<(&mut S, bool)> {
+        self.packets += 1;
+        if self.packets % 65536 == 0 {
+            self.purge(ts, done);
+        }
+        let (key, dir) = FlowKey::of(seg.src, seg.dst);
+        let hash = self.hasher.hash_one(key);
+        let fresh_syn = seg.syn && !seg.ack;
+        // A packet of an evicted flow is dropped unless a fresh SYN starts
+        // a new connection on its 4-tuple.
+        let evicted = self.evicted.contains(hash);
+        if fresh_syn || !evicted {
+            self.make_room(hash, &key, ts, done);
+        }
+        let flow: &mut Flow<S> = match self.map.find_entry(hash, |e| e.0 == key) {
+            Ok(e) => {
+                let flow = &mut *e.into_mut().1;
+                if fresh_syn && flow.is_new_connection(dir, seg.seq) {
+                    let old = std::mem::replace(flow, Flow::new(new_sink(&key, dir, ts)));
+                    self.stats.flows += 1;
+                    self.buffered_total -= old.charged;
+                    done(old.finish(ts, &mut self.stats), Release::Replaced);
+                } else if flow.ended_at.is_some() {
+                    self.stats.packets_after_end += 1;
+                    flow.last_ts = ts;
+                    flow.late_segment(dir, ts, seg, &mut self.stats);
+                    settle(
+                        flow,
+                        ts,
+                        &mut self.buffered_total,
+                        &self.limits,
+                        &mut self.stats,
+                    );
+                    return None;
+                }
+                flow
+            }
+            Err(absent) => {
+                if evicted {
+                    if !fresh_syn {
+                        self.stats.packets_of_evicted_flows += 1;
+                        return None;
+                    }
+                    self.evicted.forget(hash);
+                }
+                let table = absent.into_table();
+                self.stats.flows += 1;
+                self.stats.peak_flows = self.stats.peak_flows.max(table.len() as u64 + 1);
+                let hasher = &self.hasher;
+                let flow = Box::new(Flow::new(new_sink(&key, dir, ts)));
+                let entry = table.insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
+                &mut entry.into_mut().1
+            }
+        };
+        flow.last_ts = ts;
+        flow.segment(
+            dir,
+            ts,
+            seg,
+            &self.limits,
+            self.buffered_total,
+            &mut self.stats,
+        );
+        settle(
+            flow,
+            ts,
+            &mut self.buffered_total,
+            &self.limits,
+            &mut self.stats,
+        );
+        let ended_now = flow.ended() && flow.ended_at.is_none();
+        if ended_now {
+            flow.ended_at = Some(ts);
+            flow.drop_buffers();
+            charge(flow, &mut self.buffered_total);
+        }
+        Some((&mut flow.sink, ended_now))
+    }
+
+    /// Evicts flows when the table is full and `key` (of hash `hash`) is
+    /// not in it: it is about to be.
+    fn make_room(&mut self, hash: u64, key: &FlowKey, ts: Ts, done: &mut impl FnMut(S, Release)) {
+        if self.map.len() >= self.limits.max_flows && self.map.find(hash, |e| e.0 == *key).is_none()
+        {
+            self.evict(ts, done);
+        }
+    }
+
+    /// The sink of a live flow, by key (for timers).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut S> {
+        let hash = self.hasher.hash_one(key);
+        self.map
+            .find_mut(hash, |e| e.0 == *key)
+            .map(|e| &mut e.1.sink)
+    }
+
+    /// Hands back the sinks of flows that ended more than `limits.linger`
+    /// ago, and forgets them.
+    fn purge(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
+        let linger = self.limits.linger;
+        for (_, flow) in self.map.extract_if(|e| {
+            e.1.ended_at
+                .is_some_and(|t| now.saturating_sub(t) >= linger)
+        }) {
+            self.buffered_total -= flow.charged;
+            done(flow.sink, Release::Ended);
+        }
+    }
+
+    /// Makes room under `max_flows`: hands back a sixteenth of the table,
+    /// ended flows first, then the least recently active, and remembers
+    /// them (see `evicted`). The O(flows) scan is paid once per
+    /// max_flows/16 new flows.
+    fn evict(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
+        let want = (self.limits.max_flows / 16).max(1).min(self.map.len());
+        if want == 0 {
+            return;
+        }
+        // Live flows sort after ended ones, then by last activity.
+        let rank = |f: &Flow<S>| (f.ended_at.is_none(), f.last_ts);
+        let mut ranks: Vec<(bool, Ts)> = self.map.iter().map(|e| rank(&e.1)).collect();
+        let (_, cutoff, _) = ranks.select_nth_unstable(want - 1);
+        let cutoff = *cutoff;
+        let mut left = want;
+        let evicted: Vec<(FlowKey, Box<Flow<S>>)> = self
+            .map
+            .extract_if(|e| {
+                let take = left > 0 && rank(&e.1) <= cutoff;
+                left -= usize::from(take);
+                take
+            })
+            .collect();
+        for (key, flow) in evicted {
+            self.buffered_total -= flow.charged;
+            self.evicted.remember(self.hasher.hash_one(key));
+            let live = flow.ended_at.is_none();
+            let why = if live {
+                self.stats.flows_evicted += 1;
+                Release::Evicted
+            } else {
+                Release::Ended
+            };
+            done(flow.finish(now, &mut self.stats), why);
+        }
+    }
+
+    /// Ends the capture: flushes every live flow (missing bytes become gaps)
+    /// and hands back every sink, in no particular order. Returns the final
+    /// counters (the flush may add gaps).
+    pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) -> ReassemblyStats {
+        let FlowTable { map, mut stats, .. } = self;
+        for (_, flow) in map {
+            done(flow.finish(ts, &mut stats), Release::CaptureEnd);
+        }
+        stats
+    }
+}
+
+/// Brings the running total up to date with `flow`'s buffers.
+fn charge<S: StreamSink>(flow: &mut Flow<S>, total: &mut usize) {
+    let now = flow.buffered();
+    *total = (*total + now).saturating_sub(flow.charged);
+    flow.charged = now;
+}
+
+/// After a segment of `flow`: counts what it buffers now, and when all
+/// buffered bytes exceed the cap, gives up the flow's holes (gaps), then
+/// has its sink shed what it can.
+fn settle<S: StreamSink>(
+    flow: &mut Flow<S>,
+    ts: Ts,
+    total: &mut usize,
+    limits: &Limits,
+    stats: &mut ReassemblyStats,
+) {
+    charge(flow, total);
+    stats.peak_buffered = stats.peak_buffered.max(*total as u64);
+    if *total <= limits.max_buffered_total {
+        return;
+    }
+    stats.holes_given_up += flow.give_up_holes(ts, stats);
+    charge(flow, total);
+    if *total <= limits.max_buffered_total {
+        return;
+    }
+    stats.sink_bytes_shed += flow.sink.shed() as u64;
+    charge(flow, total);
+}
+
+#[cfg(test)]
+mod tests;
