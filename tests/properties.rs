@@ -4,7 +4,10 @@
 //! 1. TCP reassembly (`wsclose::reassembly::FlowTable`): any permutation,
 //!    duplication or overlap of both directions' segments, ISNs anywhere
 //!    (wraparound at 2^32 included), gives back exactly the bytes sent, no
-//!    gap, each FIN once and after the last byte.
+//!    gap, each FIN once and after the last byte; with segments lost by the
+//!    capture, every byte captured once and a gap exactly at each loss; with
+//!    the peer acknowledging lost bytes, or under caps, every byte delivered
+//!    is the right one, once.
 //! 2. The streaming frame decoder (`wsclose::frame::FrameDecoder`): any cut
 //!    of a stream of frames gives the same headers and close payloads as
 //!    feeding it whole, and those are the frames that were serialised.
@@ -243,6 +246,27 @@ fn run_reassembly_with(
     case: &ReassemblyCase,
     limits: Limits,
 ) -> (Vec<Recorder>, wsclose::reassembly::ReassemblyStats) {
+    run_reassembly_lossy(case, limits, &Loss::default()).0
+}
+
+/// Segments the capture loses (indices into the shuffled segments, SYNs
+/// excepted), and whether the peer acknowledges them (it received them:
+/// only the capture missed them) or only what the capture showed.
+#[derive(Debug, Clone, Default)]
+struct Loss {
+    lost: Vec<Index>,
+    acked: bool,
+}
+
+/// What a lossy run fed: per direction (client, server), the bytes the
+/// capture carried and whether a FIN was captured.
+type Fed = [(Vec<bool>, bool); 2];
+
+fn run_reassembly_lossy(
+    case: &ReassemblyCase,
+    limits: Limits,
+    loss: &Loss,
+) -> ((Vec<Recorder>, wsclose::reassembly::ReassemblyStats), Fed) {
     let mut segs = segments_of(&case.client, true);
     segs.extend(segments_of(&case.server, false));
     if case.retransmit_syns {
@@ -257,13 +281,21 @@ fn run_reassembly_with(
         }
     }
     XorShift::new(case.seed).shuffle(&mut segs);
+    let lost: std::collections::BTreeSet<usize> = loss
+        .lost
+        .iter()
+        .map(|i| i.index(segs.len().max(1)))
+        .collect();
 
     let plans = [&case.client, &case.server];
-    // Bytes of each direction the capture has shown so far.
+    // Bytes of each direction the capture has shown so far, and (for the
+    // peer's ACKs) those sent so far, lost ones included.
     let mut seen: [Vec<bool>; 2] = [
         vec![false; case.client.data.len()],
         vec![false; case.server.data.len()],
     ];
+    let mut sent = seen.clone();
+    let mut fins = [false; 2];
     let prefix = |s: &Vec<bool>| s.iter().take_while(|b| **b).count() as u32;
 
     let mut table: FlowTable<Recorder> = FlowTable::new(limits);
@@ -322,11 +354,16 @@ fn run_reassembly_with(
         false,
         &[],
     );
-    for s in &segs {
+    for (i, s) in segs.iter().enumerate() {
         let d = usize::from(!s.from_client);
         let plan = plans[d];
         let peer_isn = plans[1 - d].isn;
-        let ack = peer_isn.wrapping_add(1).wrapping_add(prefix(&seen[1 - d]));
+        let peer = if loss.acked {
+            &sent[1 - d]
+        } else {
+            &seen[1 - d]
+        };
+        let ack = peer_isn.wrapping_add(1).wrapping_add(prefix(peer));
         if s.syn {
             // A retransmitted SYN (client: no ACK) or SYN-ACK (server).
             let ack_no = (!s.from_client).then_some(ci.wrapping_add(1));
@@ -344,6 +381,13 @@ fn run_reassembly_with(
         }
         let seq = plan.isn.wrapping_add(1).wrapping_add(s.off as u32);
         let payload = &plan.data[s.off..s.off + s.len];
+        for b in &mut sent[d][s.off..s.off + s.len] {
+            *b = true;
+        }
+        if lost.contains(&i) {
+            continue;
+        }
+        fins[d] |= s.fin;
         for b in &mut seen[d][s.off..s.off + s.len] {
             *b = true;
         }
@@ -360,7 +404,8 @@ fn run_reassembly_with(
     }
     let stats = table.stats;
     table.finish(Ts(t + 1000), &mut |r, _| out.push(r));
-    (out, stats)
+    let [c, s] = seen;
+    ((out, stats), [(c, fins[0]), (s, fins[1])])
 }
 
 fn reassembly_case(max_len: usize) -> impl Strategy<Value = ReassemblyCase> {
@@ -513,6 +558,113 @@ proptest! {
         for (dir, plan) in [(cdir, &case.client), (cdir.other(), &case.server)] {
             let fins = rec.events.iter().filter(|e| **e == Ev::Fin(dir)).count();
             prop_assert_eq!(fins, usize::from(plan.fin));
+        }
+    }
+}
+
+/// The gaps a direction should show when the capture carried `seen` (and a
+/// FIN when `fin`): each stretch of bytes missing before the last byte
+/// captured (before the FIN, when it was captured), at its offset.
+fn expected_gaps(seen: &[bool], fin: bool) -> Vec<(usize, usize)> {
+    let end = if fin {
+        seen.len()
+    } else {
+        seen.iter().rposition(|b| *b).map_or(0, |p| p + 1)
+    };
+    let mut gaps = Vec::new();
+    let mut i = 0;
+    while i < end {
+        if seen[i] {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < end && !seen[i] {
+            i += 1;
+        }
+        gaps.push((s, i - s));
+    }
+    gaps
+}
+
+/// The data and gap events of a direction, as (offset, gap length) for
+/// gaps, checking the data on the way (as `check_accounted` does).
+fn gaps_of(rec: &Recorder, dir: RDir, sent: &[u8]) -> Result<Vec<(usize, usize)>, TestCaseError> {
+    let mut off = 0usize;
+    let mut gaps = Vec::new();
+    for e in &rec.events {
+        match e {
+            Ev::Data(d, b) if *d == dir => {
+                prop_assert!(
+                    off + b.len() <= sent.len() && b[..] == sent[off..off + b.len()],
+                    "{:?}: wrong bytes at offset {}",
+                    dir,
+                    off
+                );
+                off += b.len();
+            }
+            Ev::Gap(d, n) if *d == dir => {
+                gaps.push((off, *n as usize));
+                off += *n as usize;
+            }
+            _ => {}
+        }
+    }
+    Ok(gaps)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Segments lost by the capture (the peer's ACKs show only what the
+    /// capture saw, so no hole is skipped early): every byte captured is
+    /// delivered once, in order, and each stretch of lost bytes before the
+    /// last byte captured (or the FIN) is one gap of exactly its size.
+    #[test]
+    fn reassembly_with_loss_gaps_exactly_at_the_losses(
+        case in reassembly_case(2000),
+        lost in prop::collection::vec(any::<Index>(), 1..4),
+    ) {
+        let loss = Loss { lost, acked: false };
+        let ((out, stats), fed) = run_reassembly_lossy(&case, Limits::default(), &loss);
+        prop_assert_eq!(out.len(), 1);
+        let rec = &out[0];
+        let (_, cdir) = FlowKey::of(EP_CLIENT, EP_SERVER);
+        let mut total = 0;
+        for (dir, plan, (seen, fin)) in [(cdir, &case.client, &fed[0]), (cdir.other(), &case.server, &fed[1])] {
+            let gaps = gaps_of(rec, dir, &plan.data)?;
+            prop_assert_eq!(&gaps, &expected_gaps(seen, *fin), "{:?} gaps", dir);
+            total += gaps.len() as u64;
+            let fins = rec.events.iter().filter(|e| **e == Ev::Fin(dir)).count();
+            prop_assert_eq!(fins, usize::from(*fin), "{:?} FINs", dir);
+        }
+        prop_assert_eq!(stats.gaps, 0, "no gap before the capture ends");
+        prop_assert!(total >= stats.gaps);
+    }
+
+    /// The peer acknowledges the bytes the capture lost (it received them):
+    /// holes are skipped up to the acknowledged byte as soon as something
+    /// waits past them. Whatever the order, every byte delivered is the
+    /// byte sent at its offset, once; data and gaps cover the stream.
+    #[test]
+    fn reassembly_with_acked_loss_delivers_right_bytes_once(
+        case in reassembly_case(2000),
+        lost in prop::collection::vec(any::<Index>(), 0..4),
+    ) {
+        let loss = Loss { lost, acked: true };
+        let ((out, _), fed) = run_reassembly_lossy(&case, Limits::default(), &loss);
+        prop_assert_eq!(out.len(), 1);
+        let rec = &out[0];
+        let (_, cdir) = FlowKey::of(EP_CLIENT, EP_SERVER);
+        for (dir, plan, (seen, fin)) in [(cdir, &case.client, &fed[0]), (cdir.other(), &case.server, &fed[1])] {
+            let gaps = gaps_of(rec, dir, &plan.data)?;
+            let end = gaps.last().map_or(0, |g| g.0 + g.1).max(rec.bytes(dir).len());
+            let covered = rec.bytes(dir).len() + gaps.iter().map(|g| g.1).sum::<usize>();
+            prop_assert!(end <= plan.data.len());
+            prop_assert!(gaps.iter().all(|g| g.1 > 0), "empty gap");
+            // Everything captured up to the last byte (or FIN) is accounted.
+            let last = if *fin { seen.len() } else { seen.iter().rposition(|b| *b).map_or(0, |p| p + 1) };
+            prop_assert_eq!(covered, last, "{:?}: data and gaps cover the stream", dir);
         }
     }
 }
