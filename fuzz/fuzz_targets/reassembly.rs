@@ -3,7 +3,9 @@
 //!
 //! Input layout (hand-decoded so short inputs mean something):
 //! * byte 0: limits (per-direction cap 16..4096 bytes, total cap 1..4x that);
-//! * byte 1: after how many packets a sink stops wanting data (0 = never);
+//! * byte 1: after how many packets a sink stops wanting data (0 = never;
+//!   bit 7: the sink holds up to 512 of the bytes it was handed, as a
+//!   partial HTTP head would, until the table has it shed them);
 //! * byte 2: most flows tracked at once (1..8; there are at most 6 keys);
 //! * then segments, each:
 //!   - flags byte: src (bits 0-1) and dst (bits 2-3) among three endpoints
@@ -17,11 +19,18 @@
 //! reassembled stream has to be a run of consecutive values, and a gap of L
 //! bytes has to be followed by the value L further on. The sink checks this,
 //! plus: no bytes delivered beyond what its flow's packets carried, no empty
-//! deliveries or gaps, at most one FIN per direction, nothing after an RST,
-//! and the table's buffered bytes never exceed the total cap nor its flows
-//! `max_flows`. A sink handed back as `Release::Ended` saw an RST or both FINs.
+//! deliveries or gaps, at most one FIN per direction, nothing after an RST
+//! but the bytes its peer had in flight (data continuing the peer's stream
+//! exactly: no gap, no FIN, nothing from the RST's sender),
+//! and the table's buffered bytes (out-of-order bytes at their real cost,
+//! plus what sinks hold) never exceed the total cap nor its flows
+//! `max_flows`. A sink handed back as `Release::Ended` saw an RST or both
+//! FINs. A packet of a flow evicted earlier makes a new flow only when it
+//! is a fresh SYN (a new connection on the same 4-tuple).
 #![no_main]
 
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
@@ -58,19 +67,25 @@ struct DirCheck {
 struct Checker {
     key: FlowKey,
     dirs: [DirCheck; 2],
-    rst: bool,
+    /// The sender of the RST delivered.
+    rst: Option<Dir>,
     packets: u32,
     stop_after: u32,
+    /// Holds bytes (see `held`), and how many it holds now.
+    holds: bool,
+    held: usize,
 }
 
 impl Checker {
-    fn new(key: FlowKey, stop_after: u32) -> Self {
+    fn new(key: FlowKey, stop_after: u8) -> Self {
         Checker {
             key,
             dirs: Default::default(),
-            rst: false,
+            rst: None,
             packets: 0,
-            stop_after,
+            stop_after: u32::from(stop_after & 0x7f),
+            holds: stop_after & 0x80 != 0,
+            held: 0,
         }
     }
 }
@@ -90,7 +105,10 @@ impl StreamSink for Checker {
     }
 
     fn on_data(&mut self, dir: Dir, _: Ts, data: &[u8]) {
-        assert!(!self.rst, "data after RST");
+        assert!(
+            self.rst.is_none_or(|r| r != dir),
+            "data from the RST's sender after it"
+        );
         assert!(!data.is_empty(), "empty delivery");
         let dc = &mut self.dirs[dir.idx()];
         dc.delivered += data.len() as u64;
@@ -111,10 +129,13 @@ impl StreamSink for Checker {
             );
         }
         dc.next = Some(data[data.len() - 1].wrapping_add(1));
+        if self.holds {
+            self.held = (self.held + data.len()).min(512);
+        }
     }
 
     fn on_gap(&mut self, dir: Dir, _: Ts, len: u64) {
-        assert!(!self.rst, "gap after RST");
+        assert!(self.rst.is_none(), "gap after RST");
         assert!(len > 0, "empty gap");
         let dc = &mut self.dirs[dir.idx()];
         dc.gap_bytes = dc.gap_bytes.saturating_add(len);
@@ -122,19 +143,53 @@ impl StreamSink for Checker {
     }
 
     fn on_fin(&mut self, dir: Dir, _: Ts) {
-        assert!(!self.rst, "FIN delivered after RST");
+        assert!(self.rst.is_none(), "FIN delivered after RST");
         let dc = &mut self.dirs[dir.idx()];
         dc.fins += 1;
         assert!(dc.fins <= 1, "two FINs in one direction");
     }
 
-    fn on_rst(&mut self, _: Dir, _: Ts) {
-        assert!(!self.rst, "two RSTs delivered");
-        self.rst = true;
+    fn on_rst(&mut self, dir: Dir, _: Ts) {
+        assert!(self.rst.is_none(), "two RSTs delivered");
+        self.rst = Some(dir);
     }
 
     fn wants_data(&self) -> bool {
         self.stop_after == 0 || self.packets < self.stop_after
+    }
+
+    fn held(&self) -> usize {
+        self.held
+    }
+
+    fn shed(&mut self) -> usize {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// The flows the table remembers as evicted, kept the way it keeps them:
+/// the last `cap` evictions, oldest forgotten first, a key evicted again
+/// taking a new place. (Within 512 packets the table never purges, so every
+/// flow handed back as `Ended` or `Evicted` before the end was evicted.)
+struct Evicted {
+    order: VecDeque<(FlowKey, u64)>,
+    live: HashMap<FlowKey, u64>,
+    cap: usize,
+    stamp: u64,
+}
+
+impl Evicted {
+    fn remember(&mut self, k: FlowKey) {
+        self.stamp += 1;
+        self.live.insert(k, self.stamp);
+        self.order.push_back((k, self.stamp));
+        while self.order.len() > self.cap {
+            if let Some((k, g)) = self.order.pop_front()
+                && self.live.get(&k) == Some(&g)
+            {
+                self.live.remove(&k);
+            }
+        }
     }
 }
 
@@ -156,55 +211,29 @@ impl Input<'_> {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let mut inp = Input { data };
-    let Some(lb) = inp.u8() else { return };
-    let per_dir = 16usize << (2 * (lb & 3)); // 16, 64, 256, 1024
-    let per_dir = if lb & 0x80 != 0 { 4096 } else { per_dir };
-    let total = per_dir * (1 + ((lb >> 2) & 3) as usize);
-    let limits = Limits {
-        max_buffered_per_dir: per_dir,
-        max_buffered_total: total,
-        linger: Ts(i64::from((lb >> 4) & 7)),
-        max_flows: 1,
-    };
-    let stop_after = u32::from(inp.u8().unwrap_or(0));
-    let limits = Limits {
-        max_flows: 1 + usize::from(inp.u8().unwrap_or(7) & 7),
-        ..limits
-    };
+/// Decodes segments from the input (see the layout above), keeping the
+/// sequence numbers each endpoint pair has reached.
+struct Segments {
+    /// Highest sequence number sent so far per (src, dst) pair, for deltas.
+    next_seq: [[u32; 3]; 3],
+    ts: i64,
+    payload: Vec<u8>,
+}
 
-    let mut table: FlowTable<Checker> = FlowTable::new(limits);
-    // Highest sequence number sent so far per (src, dst) pair, for deltas.
-    let mut next_seq = [[1000u32; 3]; 3];
-    let mut ts = 0i64;
-    let mut payload_buf = Vec::with_capacity(64 * 31);
-    let mut done = |c: Checker, why: Release| {
-        for d in &c.dirs {
-            assert!(d.delivered <= d.sent);
-        }
-        if why == Release::Ended {
-            assert!(
-                c.rst || c.dirs.iter().all(|d| d.fins == 1),
-                "released as ended without an RST or both FINs"
-            );
-        }
-    };
-
-    for _ in 0..512 {
-        let (Some(flags), Some(mode)) = (inp.u8(), inp.u8()) else {
-            break;
-        };
+impl Segments {
+    /// The next segment and its capture time.
+    fn next(&mut self, inp: &mut Input<'_>) -> Option<(Ts, TcpSegment<'_>)> {
+        let (flags, mode) = (inp.u8()?, inp.u8()?);
         let s = (flags & 3) as usize % 3;
         let t = ((flags >> 2) & 3) as usize % 3;
-        let base = next_seq[s][t];
+        let base = self.next_seq[s][t];
         let seq = match mode & 3 {
             0 => base.wrapping_add(inp.u8().unwrap_or(0) as i8 as i32 as u32),
             1 => base.wrapping_add((inp.u8().unwrap_or(0) as i8 as i32 * 64) as u32),
             2 => inp.u32().unwrap_or(0),
             _ => u32::MAX - u32::from(inp.u8().unwrap_or(0) & 0x3f),
         };
-        let peer = next_seq[t][s];
+        let peer = self.next_seq[t][s];
         let ack_no = if mode & 4 != 0 {
             inp.u32().unwrap_or(0)
         } else {
@@ -218,9 +247,14 @@ fuzz_target!(|data: &[u8]| {
         };
         let syn = flags & 0x10 != 0;
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
-        payload_buf.clear();
-        payload_buf.extend((0..len).map(|i| data_seq.wrapping_add(i as u32) as u8));
-        ts += i64::from(inp.u8().unwrap_or(1)) - 16;
+        self.payload.clear();
+        self.payload
+            .extend((0..len).map(|i| data_seq.wrapping_add(i as u32) as u8));
+        self.ts += i64::from(inp.u8().unwrap_or(1)) - 16;
+        let end = data_seq.wrapping_add(len as u32);
+        if (end.wrapping_sub(base) as i32) > 0 {
+            self.next_seq[s][t] = end;
+        }
         let seg = TcpSegment {
             src: EPS[s],
             dst: EPS[t],
@@ -231,18 +265,64 @@ fuzz_target!(|data: &[u8]| {
             fin: flags & 0x40 != 0,
             rst: flags & 0x80 != 0,
             ttl: 64,
-            payload: &payload_buf,
+            payload: &self.payload,
         };
-        let end = data_seq.wrapping_add(len as u32);
-        if (end.wrapping_sub(base) as i32) > 0 {
-            next_seq[s][t] = end;
+        Some((Ts(self.ts), seg))
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut inp = Input { data };
+    let Some(lb) = inp.u8() else { return };
+    let per_dir = 16usize << (2 * (lb & 3)); // 16, 64, 256, 1024
+    let per_dir = if lb & 0x80 != 0 { 4096 } else { per_dir };
+    let stop_after = inp.u8().unwrap_or(0);
+    let limits = Limits {
+        max_buffered_per_dir: per_dir,
+        max_buffered_total: per_dir * (1 + ((lb >> 2) & 3) as usize),
+        linger: Ts(i64::from((lb >> 4) & 7)),
+        max_flows: 1 + usize::from(inp.u8().unwrap_or(7) & 7),
+    };
+
+    let mut table: FlowTable<Checker> = FlowTable::new(limits);
+    let mut segs = Segments {
+        next_seq: [[1000u32; 3]; 3],
+        ts: 0,
+        payload: Vec::with_capacity(64 * 31),
+    };
+    let evicted = RefCell::new(Evicted {
+        order: VecDeque::new(),
+        live: HashMap::new(),
+        cap: limits.max_flows,
+        stamp: 0,
+    });
+    let mut done = |c: Checker, why: Release| {
+        for d in &c.dirs {
+            assert!(d.delivered <= d.sent);
         }
-        table.process(
-            Ts(ts),
-            &seg,
-            &mut |k, _, _| Checker::new(*k, stop_after),
-            &mut done,
-        );
+        if matches!(why, Release::Ended | Release::Evicted) {
+            evicted.borrow_mut().remember(c.key);
+        }
+        if why == Release::Ended {
+            assert!(
+                c.rst.is_some() || c.dirs.iter().all(|d| d.fins == 1),
+                "released as ended without an RST or both FINs"
+            );
+        }
+    };
+
+    for _ in 0..512 {
+        let Some((ts, seg)) = segs.next(&mut inp) else {
+            break;
+        };
+        let fresh_syn = seg.syn && !seg.ack;
+        let mut new_sink = |k: &FlowKey, _: Dir, _: Ts| {
+            if evicted.borrow_mut().live.remove(k).is_some() {
+                assert!(fresh_syn, "a packet of an evicted flow made a new flow");
+            }
+            Checker::new(*k, stop_after)
+        };
+        table.process(ts, &seg, &mut new_sink, &mut done);
         assert!(
             table.buffered_bytes() <= limits.max_buffered_total,
             "buffered {} > total cap {}",
@@ -255,5 +335,5 @@ fuzz_target!(|data: &[u8]| {
             table.len()
         );
     }
-    table.finish(Ts(ts), &mut done);
+    table.finish(Ts(segs.ts), &mut done);
 });
