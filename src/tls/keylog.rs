@@ -157,6 +157,11 @@ pub enum Line {
 /// Parses one line (without its line ending; a trailing `\r` is allowed).
 /// Fields are separated by spaces or tabs, as NSS and Wireshark accept.
 pub fn parse_line(line: &str) -> Line {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.len() > MAX_LINE {
+        // Longer than any key line (and than what a followed file keeps).
+        return Line::Malformed;
+    }
     let line = line.trim();
     if line.is_empty() {
         return Line::Blank;
@@ -250,15 +255,25 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    fn set(&mut self, label: Label, s: Secret) {
-        let slot = match label {
+    /// The secret of one label.
+    pub fn slot(&self, label: Label) -> &Option<Secret> {
+        match label {
+            Label::ClientRandom => &self.master,
+            Label::ClientHandshakeTrafficSecret => &self.client_handshake,
+            Label::ServerHandshakeTrafficSecret => &self.server_handshake,
+            Label::ClientTrafficSecret0 => &self.client_traffic,
+            Label::ServerTrafficSecret0 => &self.server_traffic,
+        }
+    }
+
+    fn slot_mut(&mut self, label: Label) -> &mut Option<Secret> {
+        match label {
             Label::ClientRandom => &mut self.master,
             Label::ClientHandshakeTrafficSecret => &mut self.client_handshake,
             Label::ServerHandshakeTrafficSecret => &mut self.server_handshake,
             Label::ClientTrafficSecret0 => &mut self.client_traffic,
             Label::ServerTrafficSecret0 => &mut self.server_traffic,
-        };
-        *slot = Some(s);
+        }
     }
 }
 
@@ -309,8 +324,17 @@ struct Followed {
     tail: Vec<u8>,
     /// The tail is longer than any key line: skip to the next line end.
     overlong: bool,
-    /// The tail parsed as a valid line and was counted as one.
-    tail_counted: bool,
+    /// The tail parsed as a valid line, taken provisionally.
+    provisional: Option<Provisional>,
+}
+
+/// A last line without line ending that was taken: the slot it set and
+/// what the slot held before.
+#[derive(Debug, Clone, Copy)]
+struct Provisional {
+    random: [u8; RANDOM_LEN],
+    label: Label,
+    before: Option<Secret>,
 }
 
 /// The secrets of a run, by client random.
@@ -352,7 +376,7 @@ impl KeyLog {
             offset: 0,
             tail: Vec::new(),
             overlong: false,
-            tail_counted: false,
+            provisional: None,
         });
         let i = self.files.len() - 1;
         let r = self.read_appended(i);
@@ -411,10 +435,13 @@ impl KeyLog {
     fn add_line(&mut self, line: Line, stats: &mut KeyLogStats) {
         stats.count(&line);
         if let Line::Entry(e) = line {
-            let slot = self.map.entry(e.client_random).or_default();
-            let before = *slot;
-            slot.set(e.label, e.secret);
-            if *slot != before {
+            let slot = self
+                .map
+                .entry(e.client_random)
+                .or_default()
+                .slot_mut(e.label);
+            if *slot != Some(e.secret) {
+                *slot = Some(e.secret);
                 self.generation += 1;
             }
         }
@@ -423,37 +450,16 @@ impl KeyLog {
     /// Reads file `i` from its offset to its end and takes in the complete
     /// lines; the unterminated rest waits for the next read.
     fn read_appended(&mut self, i: usize) -> Result<KeyLogStats, KeyLogError> {
-        let path = self.files[i].path.clone();
-        let err = |source| KeyLogError::Read {
-            path: path.display().to_string(),
-            source,
-        };
-        let f = &mut self.files[i];
-        let mut file = File::open(&f.path).map_err(err)?;
-        let len = file.metadata().map_err(err)?.len();
-        if len < f.offset {
-            // Rewritten (truncated, rotated): start over.
-            f.offset = 0;
-            f.tail.clear();
-            f.overlong = false;
-            if std::mem::take(&mut f.tail_counted) {
-                self.stats.valid = self.stats.valid.saturating_sub(1);
-            }
-        }
-        let mut new = Vec::new();
-        file.seek(SeekFrom::Start(f.offset)).map_err(err)?;
-        file.take(len - f.offset)
-            .read_to_end(&mut new)
-            .map_err(err)?;
-        f.offset += new.len() as u64;
+        let new = self.read_new_bytes(i)?;
         let mut stats = KeyLogStats::default();
+        if new.is_empty() {
+            return Ok(stats);
+        }
+        // The provisional last line is read again, with what follows it.
+        self.undo_provisional(i);
         let mut rest = &new[..];
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             let f = &mut self.files[i];
-            if std::mem::take(&mut f.tail_counted) {
-                // Counted while unterminated: counted again now, complete.
-                self.stats.valid = self.stats.valid.saturating_sub(1);
-            }
             let line = if std::mem::take(&mut f.overlong) {
                 Line::Malformed
             } else {
@@ -466,25 +472,76 @@ impl KeyLog {
         let f = &mut self.files[i];
         if !f.overlong {
             f.tail.extend_from_slice(rest);
-            if f.tail.len() > MAX_LINE {
+            // (+ 1: the tail may hold the line's `\r` already.)
+            if f.tail.len() > MAX_LINE + 1 {
                 f.tail = Vec::new();
                 f.overlong = true;
             }
         }
-        // A last line without its line ending is taken as it is too: a
+        // A last line without its line ending is taken provisionally: a
         // file whose writer has finished may lack the final newline. It is
-        // read again when its line ending comes; a line still being written
-        // gives at worst a shorter secret, which the suite's hash length
-        // rejects when it is used, and which the complete line replaces.
+        // undone and read again when more comes; meanwhile a line still
+        // being written gives at worst a shorter secret, which the suite's
+        // hash length rejects when it is used.
         if let Line::Entry(e) = parse_bytes(&f.tail) {
-            if std::mem::replace(&mut f.tail_counted, true) {
-                self.add_line(Line::Entry(e), &mut KeyLogStats::default());
-            } else {
-                self.add_line(Line::Entry(e), &mut stats);
-            }
+            let before = self
+                .map
+                .get(&e.client_random)
+                .and_then(|s| *s.slot(e.label));
+            self.add_line(Line::Entry(e), &mut stats);
+            self.files[i].provisional = Some(Provisional {
+                random: e.client_random,
+                label: e.label,
+                before,
+            });
         }
         self.stats.add(&stats);
         Ok(stats)
+    }
+
+    /// The bytes file `i` gained since it was last read; a file that
+    /// shrank was rewritten and is read from its start.
+    fn read_new_bytes(&mut self, i: usize) -> Result<Vec<u8>, KeyLogError> {
+        let path = self.files[i].path.clone();
+        let err = |source| KeyLogError::Read {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = File::open(&path).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        if len < self.files[i].offset {
+            self.undo_provisional(i);
+            let f = &mut self.files[i];
+            f.offset = 0;
+            f.tail.clear();
+            f.overlong = false;
+        }
+        let offset = self.files[i].offset;
+        let mut new = Vec::new();
+        file.seek(SeekFrom::Start(offset)).map_err(err)?;
+        file.take(len - offset).read_to_end(&mut new).map_err(err)?;
+        self.files[i].offset += new.len() as u64;
+        Ok(new)
+    }
+
+    /// Takes back the provisional last line of file `i`: its slot gets
+    /// what it held before, and it no longer counts as a valid line.
+    fn undo_provisional(&mut self, i: usize) {
+        let Some(p) = self.files[i].provisional.take() else {
+            return;
+        };
+        self.stats.valid = self.stats.valid.saturating_sub(1);
+        let Some(secrets) = self.map.get_mut(&p.random) else {
+            return;
+        };
+        let slot = secrets.slot_mut(p.label);
+        if *slot != p.before {
+            *slot = p.before;
+            self.generation += 1;
+        }
+        if *secrets == Secrets::default() {
+            self.map.remove(&p.random);
+        }
     }
 }
 

@@ -247,6 +247,23 @@ fn a_growing_file() {
     assert_eq!(k.reload().unwrap().valid, 1);
     assert_eq!(k.get(&random2).unwrap().client_traffic.unwrap().len(), 48);
     assert_eq!(k.stats().valid, 2, "the completed line counted once");
+    // A provisional line that turns out malformed is taken back: the
+    // secret it replaced comes back.
+    let line3 = format!("CLIENT_RANDOM {R} {}", hex_of(48, 5));
+    append(&p, &line3);
+    k.reload().unwrap();
+    let random: [u8; 32] = hex::decode(R).unwrap().try_into().unwrap();
+    assert_eq!(
+        k.get(&random).unwrap().master.unwrap().as_bytes(),
+        &[5; 48][..]
+    );
+    append(&p, "ff\n");
+    assert_eq!(k.reload().unwrap().malformed, 1);
+    assert_eq!(
+        k.get(&random).unwrap().master.unwrap().as_bytes(),
+        &[1; 48][..]
+    );
+    assert_eq!(k.stats().valid, 2);
     // An unterminated complete last line counts at once.
     let p2 = temp_file(line1.trim_end().as_bytes());
     assert_eq!(KeyLog::new().load(&p2).unwrap().valid, 1);
