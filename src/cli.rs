@@ -109,10 +109,12 @@ pub(crate) struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_per_dir,
           value_parser = parse_cap, allow_negative_numbers = true)]
     pub max_ooo_per_dir: usize,
-    /// Out-of-order bytes buffered across all flows.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_buffered_total,
+    /// Every byte buffered across all flows (out-of-order segments at their
+    /// real cost, partial HTTP heads, close payloads being read).
+    #[arg(long, alias = "max-ooo-total", value_name = "BYTES",
+          default_value_t = Limits::default().max_buffered_total,
           value_parser = parse_cap, allow_negative_numbers = true)]
-    pub max_ooo_total: usize,
+    pub max_buffered: usize,
 }
 
 impl LimitArgs {
@@ -120,7 +122,7 @@ impl LimitArgs {
         Limits {
             max_flows: self.max_flows,
             max_buffered_per_dir: self.max_ooo_per_dir,
-            max_buffered_total: self.max_ooo_total,
+            max_buffered_total: self.max_buffered,
             ..Limits::default()
         }
     }

@@ -210,12 +210,14 @@ pub(crate) fn summary_of(
     let limits_out = LimitsOut {
         max_flows: limits.max_flows as u64,
         max_ooo_per_dir: limits.max_buffered_per_dir as u64,
-        max_ooo_total: limits.max_buffered_total as u64,
+        max_buffered: limits.max_buffered_total as u64,
         peak_flows: r.peak_flows,
-        peak_ooo_bytes: r.peak_buffered,
+        peak_buffered: r.peak_buffered,
         flows_evicted: r.flows_evicted,
         websocket_flows_evicted: stats.websocket_evicted,
+        packets_of_evicted_flows: r.packets_of_evicted_flows,
         holes_given_up: r.holes_given_up,
+        buffered_bytes_shed: r.sink_bytes_shed,
     };
     Summary::new(settings, sources, connections, analysis, limits_out)
 }

@@ -500,8 +500,8 @@ fn check_ooo_forever(run: &Run, records: u64) {
     let l = &v["limits"];
     assert_eq!(l["max_ooo_per_dir"].as_u64(), Some(1_048_576), "{l}");
     assert!(
-        l["peak_ooo_bytes"].as_u64().unwrap() <= 1_048_576,
-        "peak_ooo_bytes {l}"
+        l["peak_buffered"].as_u64().unwrap() <= 1_048_576,
+        "peak_buffered {l}"
     );
     assert!(
         l["holes_given_up"].as_u64().unwrap() > 0,

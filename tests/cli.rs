@@ -48,10 +48,11 @@ fn directory_is_a_one_line_error() {
 #[test]
 fn nonsensical_caps_and_timeouts_are_one_line_usage_errors() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/close-timeout.pcap");
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 9] = [
         &["--max-flows", "0"],
         &["--max-ooo-per-dir", "0"],
-        &["--max-ooo-total", "0"],
+        &["--max-buffered", "0"],
+        &["--max-buffered=0"],
         &["--max-flows", "-1"],
         &["--close-timeout", "-1"],
         &["--close-timeout=-0.5"],
@@ -82,6 +83,7 @@ fn nonsensical_caps_and_timeouts_are_one_line_usage_errors() {
         .arg(&sample)
         .args(["--max-flows", "1", "--max-ooo-per-dir", "1"])
         .args([
+            // The flag's old name still works.
             "--max-ooo-total",
             "1",
             "--close-timeout",

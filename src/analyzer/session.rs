@@ -188,46 +188,6 @@ impl Session {
         }
     }
 
-    /// Heap bytes this flow buffers: partial HTTP heads and close payloads
-    /// being read (charged to the global memory cap).
-    pub fn held(&self) -> usize {
-        let heads: usize = self.head.iter().map(Vec::capacity).sum();
-        let frames: usize = self
-            .ws
-            .as_ref()
-            .map_or(0, |w| w.dirs.iter().map(|d| d.dec.held()).sum());
-        heads + frames
-    }
-
-    /// Gives up partial HTTP heads when the global memory cap is reached
-    /// (counted in `limits`): a request that cannot be read leaves the flow
-    /// unrecognised; a lost response is handled as one lost to a capture
-    /// gap (frames are looked for after it). Returns the bytes freed.
-    pub fn shed(&mut self) -> usize {
-        let mut freed = 0;
-        for dir in [Dir::A, Dir::B] {
-            let n = std::mem::take(&mut self.head[dir.idx()]).capacity();
-            if n == 0 {
-                continue;
-            }
-            freed += n;
-            match self.mode {
-                Mode::Detecting => self.ignore(),
-                Mode::WebSocket => {
-                    let ws = self.ws();
-                    let ds = &mut ws.dirs[dir.idx()];
-                    if ds.stage == Stage::Head {
-                        ds.stage = Stage::Frames;
-                        ds.dec = FrameDecoder::resyncing();
-                        ws.tracker.set_response_lost();
-                    }
-                }
-                Mode::Ignored => {}
-            }
-        }
-        freed
-    }
-
     fn ignore(&mut self) {
         self.mode = Mode::Ignored;
         self.head = Default::default();
@@ -335,6 +295,46 @@ fn plausible_frames(mut data: &[u8]) -> bool {
 }
 
 impl StreamSink for Session {
+    /// Heap bytes this flow buffers: partial HTTP heads and close payloads
+    /// being read (charged to the global memory cap).
+    fn held(&self) -> usize {
+        let heads: usize = self.head.iter().map(Vec::capacity).sum();
+        let frames: usize = self
+            .ws
+            .as_ref()
+            .map_or(0, |w| w.dirs.iter().map(|d| d.dec.held()).sum());
+        heads + frames
+    }
+
+    /// Gives up partial HTTP heads when the global memory cap is reached
+    /// (counted in `limits`): a request that cannot be read leaves the flow
+    /// unrecognised; a lost response is handled as one lost to a capture
+    /// gap (frames are looked for after it). Returns the bytes freed.
+    fn shed(&mut self) -> usize {
+        let mut freed = 0;
+        for dir in [Dir::A, Dir::B] {
+            let n = std::mem::take(&mut self.head[dir.idx()]).capacity();
+            if n == 0 {
+                continue;
+            }
+            freed += n;
+            match self.mode {
+                Mode::Detecting => self.ignore(),
+                Mode::WebSocket => {
+                    let ws = self.ws();
+                    let ds = &mut ws.dirs[dir.idx()];
+                    if ds.stage == Stage::Head {
+                        ds.stage = Stage::Frames;
+                        ds.dec = FrameDecoder::resyncing();
+                        ws.tracker.set_response_lost();
+                    }
+                }
+                Mode::Ignored => {}
+            }
+        }
+        freed
+    }
+
     fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>) {
         let new_ttl = self.meta.packet(dir, ts, seg.syn && !seg.ack, seg.ttl);
         if seg.rst

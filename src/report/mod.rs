@@ -134,17 +134,26 @@ pub struct AnalysisStats {
 pub struct LimitsOut {
     pub max_flows: u64,
     pub max_ooo_per_dir: u64,
-    pub max_ooo_total: u64,
+    /// The cap on every byte the analysis buffers, across all flows:
+    /// out-of-order segments (at their real cost), partial HTTP heads,
+    /// close payloads being read.
+    pub max_buffered: u64,
     /// Most TCP flows tracked at once.
     pub peak_flows: u64,
-    /// Most out-of-order bytes buffered at once, across all flows.
-    pub peak_ooo_bytes: u64,
+    /// Most bytes buffered at once, across all flows (what `max_buffered`
+    /// caps).
+    pub peak_buffered: u64,
     /// Live flows dropped because `max_flows` was reached.
     pub flows_evicted: u64,
     /// Of those, WebSocket connections (still listed, decided on what was seen).
     pub websocket_flows_evicted: u64,
-    /// Holes in a TCP stream skipped because an out-of-order cap was reached.
+    /// Later packets of evicted flows, dropped (an evicted connection does
+    /// not come back as a new one, unless a fresh SYN starts one).
+    pub packets_of_evicted_flows: u64,
+    /// Holes in a TCP stream skipped because a buffering cap was reached.
     pub holes_given_up: u64,
+    /// Partial HTTP heads given up because `max_buffered` was reached.
+    pub buffered_bytes_shed: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -360,12 +369,17 @@ impl Summary {
             t.add_row(vec![format!("source {}", src.name), line]);
         }
         let l = &self.limits;
-        if l.flows_evicted + l.holes_given_up > 0 {
+        if l.flows_evicted + l.holes_given_up + l.buffered_bytes_shed > 0 {
             t.add_row(vec![
                 "memory caps hit".to_string(),
                 format!(
-                    "{} flows evicted ({} WebSocket) at --max-flows {}; {} holes given up at the out-of-order caps",
-                    l.flows_evicted, l.websocket_flows_evicted, l.max_flows, l.holes_given_up
+                    "{} flows evicted ({} WebSocket; {} later packets of theirs dropped) at --max-flows {}; {} holes given up and {} bytes of partial HTTP heads dropped at the buffering caps",
+                    l.flows_evicted,
+                    l.websocket_flows_evicted,
+                    l.packets_of_evicted_flows,
+                    l.max_flows,
+                    l.holes_given_up,
+                    l.buffered_bytes_shed
                 ),
             ]);
         }
