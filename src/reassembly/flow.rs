@@ -64,6 +64,7 @@ impl<S: StreamSink> Flow<S> {
     }
 
     /// The context a direction works in.
+    #[inline]
     fn cx<'a>(
         &'a mut self,
         dir: Dir,
@@ -97,6 +98,7 @@ impl<S: StreamSink> Flow<S> {
 
     /// One segment of a live connection. `total` is the table's running
     /// total of buffered bytes (this flow's included), for the global cap.
+    #[inline]
     pub(super) fn segment(
         &mut self,
         dir: Dir,
