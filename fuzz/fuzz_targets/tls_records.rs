@@ -64,7 +64,11 @@ fuzz_target!(|data: &[u8]| {
     let mut i = 0i64;
     while let Some((&h, r)) = rest.split_first() {
         i += 1;
-        let dir = if h & 0x80 != 0 { TlsDir::Server } else { TlsDir::Client };
+        let dir = if h & 0x80 != 0 {
+            TlsDir::Server
+        } else {
+            TlsDir::Client
+        };
         if h & 0x7f == 0x3f {
             conn.gap(dir);
             gapped[dir.idx()] = true;

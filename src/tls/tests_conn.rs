@@ -426,6 +426,22 @@ fn memory() {
     );
 }
 
+/// A handshake message split across records is held too; `shed` gives it
+/// up as a gap (found by the property tests: it was left held).
+#[test]
+fn shed_partial_handshake_message() {
+    let ch = client_hello(&Hello::default());
+    let msg = &ch[5..];
+    let mut conn = TlsConn::new();
+    let keys = KeyLog::new();
+    conn.feed(Client, Ts(0), &record(22, &msg[..20]), &keys, &mut |_| {})
+        .unwrap();
+    assert!(conn.held() >= 16);
+    conn.shed();
+    assert_eq!(conn.held(), 0);
+    assert_eq!(conn.stopped(Client).map(|r| r.as_str()), Some("gap"));
+}
+
 /// A second ChangeCipherSpec (renegotiation) is not followed.
 #[test]
 fn renegotiation_stops() {
