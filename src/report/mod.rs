@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::close::{ConnectionReport, Outcome, Settings, Severity, TcpEndKind, fmt_secs};
+use crate::close::{ConnectionReport, Outcome, Settings, Severity};
 use crate::diagnose::{Diagnosis, diagnose};
 
 mod diagnoses;
+mod tables;
 
 pub const SCHEMA: &str = "wsclose-summary/1";
 
@@ -236,172 +235,14 @@ impl Summary {
     /// The tables for people: diagnoses, connections, totals, findings.
     pub fn write_tables(&self, out: &mut impl Write) -> io::Result<()> {
         diagnoses::write(&self.diagnoses, out)?;
-        let new_table = || {
-            let mut t = Table::new();
-            t.load_style(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic);
-            if !t.is_tty() {
-                t.set_width(160);
-            }
-            t
-        };
-
-        let mut t = new_table();
-        t.set_header(vec![
-            "#",
-            "client",
-            "server",
-            "outcome",
-            "initiator",
-            "codes c/s",
-            "close hs",
-            "idle",
-            "TCP end",
-            "findings",
-        ]);
-        for c in &self.connections {
-            let code = |f: &Option<crate::close::CloseFrame>| match f {
-                None => "-".to_string(),
-                Some(f) => f.code.map_or_else(|| "none".to_string(), |c| c.to_string()),
-            };
-            let end = &c.close.tcp_end;
-            let tcp_end = match (end.kind, end.by) {
-                (TcpEndKind::None, _) | (_, None) => "open".to_string(),
-                (k, Some(by)) => format!("{} by {}", k.upper(), by.name()),
-            };
-            // One entry per kind, with the sides it was found on.
-            let mut kinds: Vec<(String, Vec<&str>)> = Vec::new();
-            for f in &c.findings {
-                let name = f.kind.name();
-                let side = f.side.map_or("-", |s| s.name());
-                match kinds.iter_mut().find(|(k, _)| *k == name) {
-                    Some((_, sides)) => sides.push(side),
-                    None => kinds.push((name.to_string(), vec![side])),
-                }
-            }
-            let kinds: Vec<String> = kinds
-                .into_iter()
-                .map(|(k, sides)| {
-                    if sides == ["-"] {
-                        k
-                    } else {
-                        format!("{k} ({})", sides.join("+"))
-                    }
-                })
-                .collect();
-            t.add_row(vec![
-                c.id.to_string(),
-                c.client.clone(),
-                c.server.clone(),
-                c.close.outcome.name().to_string(),
-                c.close.initiator.map_or("-", |s| s.name()).to_string(),
-                format!(
-                    "{}/{}",
-                    code(&c.close.client_frame),
-                    code(&c.close.server_frame)
-                ),
-                c.close.handshake_s.map_or("-".into(), fmt_secs),
-                c.close.idle_s.map_or("-".into(), fmt_secs),
-                tcp_end,
-                if kinds.is_empty() {
-                    "-".to_string()
-                } else {
-                    kinds.join(", ")
-                },
-            ]);
-        }
         if self.connections.is_empty() {
             writeln!(out, "No WebSocket connection found.")?;
         } else {
-            writeln!(out, "{t}")?;
+            writeln!(out, "{}", tables::connections(self))?;
         }
-
-        let mut t = new_table();
-        t.set_header(vec!["outcome", "connections"]);
-        for o in Outcome::ALL {
-            t.add_row(vec![
-                o.name().to_string(),
-                self.totals.outcomes.get(*o).to_string(),
-            ]);
-        }
-        let s = &self.totals.severities;
-        t.add_row(vec![
-            "findings (error/warning/info)".to_string(),
-            format!("{}/{}/{}", s.error, s.warning, s.info),
-        ]);
-        if !self.totals.close_codes.is_empty() {
-            let codes: Vec<String> = self
-                .totals
-                .close_codes
-                .iter()
-                .map(|(k, v)| format!("{k}×{v}"))
-                .collect();
-            t.add_row(vec!["close codes".to_string(), codes.join(", ")]);
-        }
-        for src in &self.sources {
-            let mut line = format!(
-                "{} packets, {} bytes, {}",
-                src.packets, src.bytes, src.link_type
-            );
-            if src.not_tcp + src.undecodable > 0 {
-                line.push_str(&format!(
-                    "; skipped {} non-TCP, {} undecodable",
-                    src.not_tcp, src.undecodable
-                ));
-            }
-            if let Some(k) = src.kernel {
-                line.push_str(&format!(
-                    "; kernel: {} received, {} dropped, {} dropped by the interface",
-                    k.received, k.dropped, k.if_dropped
-                ));
-            } else if let Some(d) = src.dropped {
-                line.push_str(&format!("; {d} dropped"));
-            }
-            if src.corrupt_records > 0 {
-                line.push_str(&format!(
-                    "; {} corrupt record(s) skipped",
-                    src.corrupt_records
-                ));
-            }
-            if src.truncated {
-                line.push_str("; truncated");
-            }
-            t.add_row(vec![format!("source {}", src.name), line]);
-        }
-        let l = &self.limits;
-        if l.flows_evicted + l.holes_given_up + l.buffered_bytes_shed > 0 {
-            t.add_row(vec![
-                "memory caps hit".to_string(),
-                format!(
-                    "{} flows evicted ({} WebSocket; {} later packets of theirs dropped) at --max-flows {}; {} holes given up and {} bytes of partial HTTP heads dropped at the buffering caps",
-                    l.flows_evicted,
-                    l.websocket_flows_evicted,
-                    l.packets_of_evicted_flows,
-                    l.max_flows,
-                    l.holes_given_up,
-                    l.buffered_bytes_shed
-                ),
-            ]);
-        }
-        writeln!(out, "{t}")?;
-
-        let any = self.connections.iter().any(|c| !c.findings.is_empty());
-        if any {
-            let mut t = new_table();
-            t.set_header(vec!["#", "severity", "finding", "side", "time", "message"]);
-            for c in &self.connections {
-                for f in &c.findings {
-                    t.add_row(vec![
-                        c.id.to_string(),
-                        f.severity.name().to_string(),
-                        f.kind.name().to_string(),
-                        f.side.map_or("-", |s| s.name()).to_string(),
-                        f.ts.map_or("-".into(), |t| format!("{t:.6}")),
-                        f.message.clone(),
-                    ]);
-                }
-            }
-            writeln!(out, "{t}")?;
+        writeln!(out, "{}", tables::totals(self))?;
+        if self.connections.iter().any(|c| !c.findings.is_empty()) {
+            writeln!(out, "{}", tables::findings(self))?;
         }
         Ok(())
     }
