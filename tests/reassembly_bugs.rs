@@ -491,3 +491,107 @@ fn one_byte_segments_are_charged_their_real_cost() {
         limits.max_buffered_per_dir
     );
 }
+
+// ---------------------------------------------------------------------------
+// Captures for measuring memory with /usr/bin/time -v
+// ---------------------------------------------------------------------------
+
+/// A little-endian microsecond Ethernet pcap, written record by record.
+struct PcapOut(std::io::BufWriter<std::fs::File>);
+
+impl PcapOut {
+    fn create(path: &std::path::Path) -> PcapOut {
+        use std::io::Write;
+        let f = std::fs::File::create(path).expect("create capture");
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+            w.write_all(&v.to_le_bytes()).expect("write");
+        }
+        PcapOut(w)
+    }
+
+    /// Writes (and forgets) the packets `conn` made so far.
+    fn drain(&mut self, conn: &mut common::Conn) {
+        use std::io::Write;
+        for p in conn.packets.drain(..) {
+            let us = common::micros(p.t);
+            let len = (14 + p.l3.len()) as u32;
+            let mut rec = Vec::with_capacity(16 + len as usize);
+            rec.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+            rec.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+            rec.extend_from_slice(&len.to_le_bytes());
+            rec.extend_from_slice(&len.to_le_bytes());
+            rec.extend_from_slice(&p.dst_mac);
+            rec.extend_from_slice(&p.src_mac);
+            rec.extend_from_slice(&p.ethertype.to_be_bytes());
+            rec.extend_from_slice(&p.l3);
+            self.0.write_all(&rec).expect("write");
+        }
+    }
+}
+
+/// `segs` one-byte segments spread round-robin over `flows` WebSocket
+/// connections, each byte after a one-byte hole nobody fills or
+/// acknowledges (a binary frame announcing 2^40 bytes makes the bytes its
+/// payload, so the analysis keeps wanting them).
+fn ooo_capture(path: &std::path::Path, flows: u32, segs: u32) {
+    use common::{Conn, PSH};
+    let mut out = PcapOut::create(path);
+    let mut conns: Vec<Conn> = (0..flows)
+        .map(|i| {
+            let client = format!("10.{}.{}.{}:40000", 1 + i / 65536, (i / 256) % 256, i % 256);
+            let mut c = Conn::new(&client, "10.255.0.1:8080");
+            c.open_ws(1.0 + f64::from(i) * 1e-6);
+            let mut first = vec![0x82, 0xFF];
+            first.extend_from_slice(&(1u64 << 40).to_be_bytes());
+            first.extend_from_slice(&[1, 2, 3, 4]);
+            c.client_send(2.0, &first);
+            out.drain(&mut c);
+            c
+        })
+        .collect();
+    let per_flow = segs / flows;
+    for k in 0..per_flow {
+        for c in &mut conns {
+            let base = c.offset(common::Dir::C2S);
+            let t = 3.0 + f64::from(k) * 1e-4;
+            c.segment(
+                common::Dir::C2S,
+                t,
+                base + 2 * k + 1,
+                &[0x5a],
+                common::ACK | PSH,
+            );
+            out.drain(c);
+        }
+    }
+    use std::io::Write;
+    out.0.flush().expect("flush");
+}
+
+/// Writes the captures of the memory measurements (README, issue 8) to
+/// `$WSCLOSE_MEASURE_DIR`: 1 million one-byte out-of-order segments in one
+/// flow, over 1 000 flows and over 100 000 flows, 4 million in one flow,
+/// and the 100 000 connections alone. Then, e.g.: `/usr/bin/time -v wsclose analyze DIR/ooo-1m-1.pcap
+/// --json /dev/null`.
+#[test]
+#[ignore = "writes large captures; run by hand to measure memory"]
+fn generate_memory_captures() {
+    let Some(dir) = std::env::var_os("WSCLOSE_MEASURE_DIR") else {
+        eprintln!("set WSCLOSE_MEASURE_DIR");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).expect("create dir");
+    for (name, flows, segs) in [
+        ("ooo-1m-1", 1, 1_000_000),
+        ("ooo-1m-1k", 1_000, 1_000_000),
+        ("ooo-1m-100k", 100_000, 1_000_000),
+        ("ooo-4m-1", 1, 4_000_000),
+        // The same 100 000 connections without out-of-order bytes: what
+        // the analysis itself takes for them.
+        ("ws-100k", 100_000, 0),
+    ] {
+        ooo_capture(&dir.join(format!("{name}.pcap")), flows, segs);
+    }
+}

@@ -85,6 +85,17 @@ fn grown(cap: usize, len: usize, add: usize, min: usize) -> usize {
     }
 }
 
+/// Slots of the deque once it takes one more run: 4 more at a time up to
+/// 16 (most stores hold a few runs, and a flood of flows with a few each
+/// should not pay for doubling), then doubled.
+fn deque_grown(cap: usize, len: usize) -> usize {
+    match cap {
+        _ if len < cap => cap,
+        0..16 => cap + 4,
+        _ => cap.saturating_mul(2),
+    }
+}
+
 fn reserve_to<T>(v: &mut Vec<T>, cap: usize) {
     if cap > v.capacity() {
         v.reserve_exact(cap - v.len());
@@ -321,7 +332,7 @@ impl Assembler {
         if len >= max_runs {
             return Err(Full);
         }
-        let slots = grown(cap, len, 1, 4).min(max_runs);
+        let slots = deque_grown(cap, len).min(max_runs);
         let need = block(slots * SLOT) - block(cap * SLOT) + block(piece.len());
         if self.cost + need > limit {
             return Err(Full);
