@@ -14,7 +14,7 @@ set -u
 
 cd "$(dirname "$0")"
 secs="${SMOKE_SECS:-30}"
-targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly messages pipeline}"
+targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly messages tls_records keylog pipeline}"
 
 max_len() {
     case "$1" in
@@ -23,6 +23,8 @@ max_len() {
         close_payload) echo 256 ;;
         reassembly) echo 4096 ;;
         messages) echo 4096 ;;
+        tls_records) echo 20000 ;;
+        keylog) echo 4096 ;;
         *) echo 65536 ;;
     esac
 }

@@ -5,8 +5,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -19,6 +19,7 @@ use crate::pipeline::{analyze_files, source, summary_of};
 use crate::reassembly::Limits;
 use crate::report::{KernelStats, Source, Summary};
 use crate::timeline;
+use crate::tls::KeyLog;
 
 /// The pipeline over readers already open, where the fuzz target and the
 /// fuzz regression tests have always found it.
@@ -77,7 +78,23 @@ pub(crate) struct SniffArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// wss: keys to decrypt with, and ports to take as TLS that may carry
+/// WebSocket.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TlsArgs {
+    /// A key log in the NSS format SSLKEYLOGFILE writes, to decrypt wss
+    /// connections with (repeatable). `sniff` reads it again as it grows.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<std::path::PathBuf>,
+    /// Connections on this port are TLS that may carry WebSocket, whatever
+    /// their ClientHello offers (repeatable).
+    #[arg(long, value_name = "PORT")]
+    pub tls_port: Vec<u16>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +110,8 @@ pub(crate) struct AnalyzeArgs {
     pub connection: Vec<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -190,6 +209,9 @@ enum Human<'a> {
 
 /// Writes the summary as the options ask, then decides the exit status.
 fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCode, Error> {
+    if let Some(hint) = summary.tls_hint() {
+        eprintln!("wsclose: {hint}");
+    }
     let stdout = io::stdout();
     let mut so = BufWriter::new(stdout.lock());
     let to_stdout = |e| Error::io("stdout", e);
@@ -230,10 +252,23 @@ fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCod
     })
 }
 
-fn settings_of(out: &OutputArgs) -> Settings {
-    Settings {
-        close_timeout: Ts::from_secs_f64(out.close_timeout),
+/// The analysis settings; key logs are read now (an unreadable one, or one
+/// with no valid line, is an error naming it). `follow`: a live capture
+/// reads them again as they grow, and may start before they have a line.
+fn settings_of(out: &OutputArgs, tls: &TlsArgs, follow: bool) -> Result<Settings, Error> {
+    let mut keys = KeyLog::new();
+    for path in &tls.keylog {
+        if follow {
+            keys.follow(path)?;
+        } else {
+            keys.load(path)?;
+        }
     }
+    Ok(Settings {
+        close_timeout: Ts::from_secs_f64(out.close_timeout),
+        tls_ports: tls.tls_port.clone(),
+        keys: Arc::new(RwLock::new(keys)),
+    })
 }
 
 /// The program: parses the command line and runs the command. Whatever
@@ -261,9 +296,9 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     if !args.connection.is_empty() {
         timeline::check_inputs(&args.files)?;
     }
-    let settings = settings_of(&args.output);
+    let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();
-    let (summary, warnings) = analyze_files(&args.files, settings, limits)?;
+    let (summary, warnings) = analyze_files(&args.files, settings.clone(), limits)?;
     for w in &warnings {
         eprintln!("wsclose: warning: {w}");
     }
@@ -336,7 +371,7 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
             "--jsonl - and --json - cannot both write to stdout".into(),
         ));
     }
-    let settings = settings_of(&args.output);
+    let settings = settings_of(&args.output, &args.tls, true)?;
     let limits = args.limits.limits();
     let stop = live::stop_on_signals()?;
     let mut lines = JsonLines::open(args.jsonl.as_deref(), Arc::clone(&stop))?;
@@ -349,7 +384,7 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
         count: args.count,
         write: args.write.clone(),
     };
-    let mut analyzer = Analyzer::new_live(settings, limits);
+    let mut analyzer = Analyzer::new_live(settings.clone(), limits);
     let ready = |lt: &str| {
         eprintln!(
             "wsclose: capturing on {} ({lt}), filter {:?}; Ctrl-C to stop",

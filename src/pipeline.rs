@@ -70,10 +70,15 @@ pub fn analyze_readers(
 ) -> Result<(Summary, Vec<String>), Error> {
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
-    let mut analyzer = Analyzer::new(settings, limits);
+    let mut analyzer = Analyzer::new(settings.clone(), limits);
     let mut n: u64 = 0;
     while merged.advance()? {
         n += 1;
+        for text in merged.take_secrets() {
+            if let Ok(mut k) = settings.keys.write() {
+                k.add_text(&text);
+            }
+        }
         if n % PROGRESS_EVERY == 0 {
             progress.update(merged.readers());
         }
@@ -206,6 +211,7 @@ pub(crate) fn summary_of(
         retransmitted_segments: r.retransmitted_segments,
         gaps: r.gaps,
         gap_bytes: r.gap_bytes,
+        tls: stats.tls.into(),
     };
     let limits_out = LimitsOut {
         max_flows: limits.max_flows as u64,

@@ -84,7 +84,7 @@ fn clean_close_full_report() {
     assert_eq!(totals["connections"], 1);
     assert_eq!(
         totals["outcomes"],
-        json!({"clean": 1, "unanswered": 0, "timeout": 0, "abnormal": 0, "pending": 0, "open": 0, "rejected": 0})
+        json!({"clean": 1, "unanswered": 0, "timeout": 0, "abnormal": 0, "pending": 0, "open": 0, "rejected": 0, "encrypted": 0})
     );
     assert_eq!(count_map(&totals["close_codes"]), counts(&[("1000", 2)]));
     assert_eq!(count_map(&totals["findings"]), counts(&[]));
@@ -490,7 +490,7 @@ fn every_outcome_in_one_capture() {
     assert_eq!(totals["connections"], 7);
     assert_eq!(
         totals["outcomes"],
-        json!({"clean": 1, "unanswered": 1, "timeout": 1, "abnormal": 1, "pending": 1, "open": 1, "rejected": 1})
+        json!({"clean": 1, "unanswered": 1, "timeout": 1, "abnormal": 1, "pending": 1, "open": 1, "rejected": 1, "encrypted": 0})
     );
     assert_eq!(
         count_map(&totals["findings"]),

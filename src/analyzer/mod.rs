@@ -14,8 +14,10 @@ use crate::close::{ConnectionReport, Settings};
 use crate::decode::TcpSegment;
 use crate::reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, Release};
 use crate::timeline::Selection;
+use crate::tls::{NotDecrypted, SharedKeys};
 
 mod session;
+mod tls_layer;
 
 pub use session::Session;
 
@@ -26,6 +28,32 @@ pub struct AnalyzerStats {
     pub reassembly: ReassemblyStats,
     /// WebSocket connections evicted under the flow cap (still reported).
     pub websocket_evicted: u64,
+    /// TLS connections, listed or not.
+    pub tls: TlsCounts,
+}
+
+/// TLS connections seen, decrypted, and why the others were not (the
+/// contract's `analysis.tls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsCounts {
+    pub seen: u64,
+    pub decrypted: u64,
+    /// By reason, in the order of [`NotDecrypted::ALL`].
+    pub not_decrypted: [u64; 5],
+}
+
+impl TlsCounts {
+    fn add(&mut self, t: Result<(), NotDecrypted>) {
+        self.seen += 1;
+        match t {
+            Ok(()) => self.decrypted += 1,
+            Err(r) => self.not_decrypted[r as usize] += 1,
+        }
+    }
+
+    pub fn undecrypted(&self) -> u64 {
+        self.not_decrypted.iter().sum()
+    }
 }
 
 /// A connection decided while the capture runs (for `--jsonl`), with the
@@ -46,6 +74,9 @@ pub struct Analyzer {
     live: Option<Live>,
     /// `--connection`: the flows whose events are recorded.
     trace: Option<Selection>,
+    /// The run's key log (wss), handed to each TLS session.
+    keys: SharedKeys,
+    tls: TlsCounts,
 }
 
 /// What the analyzer keeps to report connections as soon as they are
@@ -63,7 +94,6 @@ impl Analyzer {
     pub fn new(settings: Settings, limits: Limits) -> Self {
         Analyzer {
             table: FlowTable::new(limits),
-            settings,
             reports: Vec::new(),
             next_order: 0,
             now: None,
@@ -71,6 +101,9 @@ impl Analyzer {
             websocket_evicted: 0,
             live: None,
             trace: None,
+            keys: settings.keys.clone(),
+            settings,
+            tls: TlsCounts::default(),
         }
     }
 
@@ -108,16 +141,24 @@ impl Analyzer {
             websocket_evicted,
             live,
             trace,
+            keys,
+            tls,
             ..
         } = self;
-        let out = table.process(
+        let mut out = table.process(
             ts,
             seg,
             &mut |key, _, ts| {
                 *next_order += 1;
-                Session::new(key, *next_order, ts, trace.as_ref())
+                let tls_port = [key.lo.port, key.hi.port]
+                    .iter()
+                    .any(|p| settings.tls_ports.contains(p));
+                Session::new(key, *next_order, ts, trace.as_ref(), tls_port)
             },
             &mut |s: Session, why: Release| {
+                if let Some(t) = s.tls_tally() {
+                    tls.add(t);
+                }
                 // Over (or evicted): nothing more will change its verdict.
                 if let Some(r) = s.report(ts, settings) {
                     if why == Release::Evicted {
@@ -132,6 +173,11 @@ impl Analyzer {
                 }
             },
         );
+        if let Some((s, _)) = out.as_mut()
+            && s.wants_keys()
+        {
+            s.attach_keys(keys);
+        }
         let (Some(l), Some((s, ended_now))) = (live.as_mut(), out) else {
             return;
         };
@@ -224,10 +270,14 @@ impl Analyzer {
             tcp_segments,
             websocket_evicted,
             mut live,
+            mut tls,
             ..
         } = self;
         let end = now.unwrap_or_default();
         let reassembly = table.finish(end, &mut |s: Session, _| {
+            if let Some(t) = s.tls_tally() {
+                tls.add(t);
+            }
             if let Some(r) = s.report(end, &settings) {
                 if let Some(l) = live.as_mut()
                     && !s.emitted
@@ -241,6 +291,7 @@ impl Analyzer {
             tcp_segments,
             reassembly,
             websocket_evicted,
+            tls,
         };
         reports.sort_by_key(|r| r.order);
         for (i, r) in reports.iter_mut().enumerate() {

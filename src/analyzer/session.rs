@@ -2,12 +2,14 @@
 //! HTTP upgrade parser, then a frame decoder per direction, into the close
 //! tracker. Small until the flow turns out to be a WebSocket connection.
 
+use super::tls_layer::TlsLayer;
 use crate::Ts;
-use crate::close::{ConnMeta, ConnectionReport, Settings, Tracker};
+use crate::close::{ConnMeta, ConnectionReport, Settings, Side, Tracker, Transport};
 use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
 use crate::reassembly::{Dir, FlowKey, StreamSink};
 use crate::timeline::{Selection, Tracer};
+use crate::tls::{self, Event, NotDecrypted, SharedKeys};
 use crate::upgrade::{self, Head, MAX_HEAD_LEN, Request, Response};
 
 /// Data segments of a flow picked up midstream that may be tried as frames
@@ -49,11 +51,14 @@ impl Default for DirState {
     }
 }
 
-/// The state only a WebSocket connection needs, made when one is recognised.
+/// The state only a WebSocket connection needs, made when one is
+/// recognised (or a TLS connection that may carry one).
 #[derive(Debug, Default)]
 struct Ws {
     dirs: [DirState; 2],
     tracker: Tracker,
+    /// wss: the TLS layer the bytes go through first.
+    tls: Option<Box<TlsLayer>>,
 }
 
 /// One connection's decoding state. Small until the flow turns out to be a
@@ -74,11 +79,24 @@ pub struct Session {
     pub(super) deadline_queued: bool,
     /// `--connection`: this flow's events are recorded.
     trace: Option<Box<Tracer>>,
+    /// A port of the flow was named with `--tls-port`.
+    tls_port: bool,
+    /// Whether its TLS was decrypted, kept when the TLS state is dropped
+    /// (decrypted traffic that is not WebSocket) for `analysis.tls`.
+    tls_tally: Option<Result<(), NotDecrypted>>,
 }
 
 impl Session {
-    pub fn new(key: &FlowKey, order: u64, ts: Ts, trace: Option<&Selection>) -> Self {
+    pub fn new(
+        key: &FlowKey,
+        order: u64,
+        ts: Ts,
+        trace: Option<&Selection>,
+        tls_port: bool,
+    ) -> Self {
         Session {
+            tls_port,
+            tls_tally: None,
             meta: ConnMeta::new(key.lo, key.hi, order, ts),
             mode: Mode::Detecting,
             tries: 0,
@@ -96,14 +114,62 @@ impl Session {
         self.ws.get_or_insert_with(Box::default)
     }
 
-    /// The connection's report as of `end` (`None` when not WebSocket).
+    /// The connection's report as of `end` (`None` when not WebSocket,
+    /// nor TLS that may carry it).
     pub fn report(&self, end: Ts, settings: &Settings) -> Option<ConnectionReport> {
-        self.ws.as_ref()?.tracker.report(&self.meta, end, settings)
+        let ws = self.ws.as_ref()?;
+        let tls = ws.tls.as_deref();
+        let mut r = match (ws.tracker.report(&self.meta, end, settings), tls) {
+            (Some(r), _) => r,
+            (None, Some(t)) if !t.conn.status().decrypted && t.listed_encrypted(self.tls_port) => {
+                let ended = ws.tracker.ended();
+                let idle = t.idle_s(&self.meta, ended);
+                ws.tracker
+                    .encrypted_report(&self.meta, end, settings, t.client, idle)
+            }
+            (None, _) => return None,
+        };
+        if let Some(t) = tls {
+            let client_side = if r.client == self.meta.src(t.client).to_string() {
+                Side::Client
+            } else {
+                Side::Server
+            };
+            r.transport = Transport::Tls;
+            r.tls = Some(t.report(client_side));
+        }
+        Some(r)
     }
 
-    /// Whether the report lists this connection (an upgrade or midstream).
+    /// Whether the report lists this connection (an upgrade or midstream,
+    /// or TLS that may carry one).
     pub fn is_listed(&self) -> bool {
-        self.ws.as_ref().is_some_and(|w| w.tracker.is_websocket())
+        self.ws.as_ref().is_some_and(|w| {
+            w.tracker.is_websocket()
+                || w.tls
+                    .as_ref()
+                    .is_some_and(|t| t.listed_encrypted(self.tls_port))
+        })
+    }
+
+    /// Whether a TLS connection still waits for the run's key log.
+    pub fn wants_keys(&self) -> bool {
+        self.ws
+            .as_ref()
+            .and_then(|w| w.tls.as_ref())
+            .is_some_and(|t| t.keys.is_none())
+    }
+
+    pub fn attach_keys(&mut self, keys: &SharedKeys) {
+        if let Some(t) = self.ws.as_mut().and_then(|w| w.tls.as_mut()) {
+            t.keys = Some(keys.clone());
+        }
+    }
+
+    /// TLS seen on this flow: decrypted, or why not.
+    pub fn tls_tally(&self) -> Option<Result<(), NotDecrypted>> {
+        let live = self.ws.as_ref().and_then(|w| w.tls.as_ref());
+        live.map(|t| t.tally()).or(self.tls_tally)
     }
 
     /// The pending close deadline, when a close frame waits for its answer.
@@ -120,7 +186,7 @@ impl Session {
         let Some(ws) = self.ws.as_deref_mut() else {
             return;
         };
-        let Ws { dirs, tracker } = ws;
+        let Ws { dirs, tracker, .. } = ws;
         let ds = &mut dirs[dir.idx()];
         if ds.stage != Stage::Frames || data.is_empty() {
             return;
@@ -160,6 +226,14 @@ impl Session {
     /// Bytes in `dir` while the connection is still unclassified.
     fn detect(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         let buffered = !self.head[dir.idx()].is_empty();
+        let client_start = !self.meta.saw_syn() || self.meta.opened(dir);
+        if !buffered
+            && !self.is_tls()
+            && ((client_start && tls::looks_like_client_hello(data)) || self.tls_port)
+        {
+            self.start_tls(dir, ts, data);
+            return;
+        }
         if self.meta.saw_syn() && !self.meta.opened(dir) && !buffered {
             // The server spoke first (a banner, an early error): what
             // decides is the start of the client's stream (rule 8). Only a
@@ -188,7 +262,99 @@ impl Session {
         }
     }
 
+    /// Plaintext bytes of `dir`: from TCP, or decrypted from TLS.
+    fn plain_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
+        match self.mode {
+            Mode::Ignored => {}
+            Mode::Detecting => self.detect(dir, ts, data),
+            Mode::WebSocket => match self.ws().dirs[dir.idx()].stage {
+                Stage::Head => self.head(dir, ts, data),
+                Stage::Frames => self.frames(dir, ts, data),
+                Stage::Skip => {}
+            },
+        }
+    }
+
+    /// Bytes of the plaintext stream are missing.
+    fn plain_gap(&mut self, dir: Dir, ts: Ts, len: u64) {
+        if let Some(t) = &self.trace {
+            t.gap(dir, ts, len);
+        }
+        // A head cut by a gap cannot be read: start over on what follows.
+        self.head[dir.idx()] = Vec::new();
+        if self.mode != Mode::WebSocket {
+            return;
+        }
+        let ws = self.ws();
+        ws.tracker.gap(dir, ts, len);
+        let ds = &mut ws.dirs[dir.idx()];
+        match ds.stage {
+            Stage::Frames => {
+                ds.dec.gap(len);
+            }
+            Stage::Head => {
+                // The head is lost: look for frames after it.
+                ds.stage = Stage::Frames;
+                ds.dec = FrameDecoder::resyncing();
+                ws.tracker.set_response_lost();
+            }
+            Stage::Skip => {}
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.ws.as_ref().is_some_and(|w| w.tls.is_some())
+    }
+
+    /// A ClientHello at the start of the client's stream (or any bytes on a
+    /// `--tls-port`): the flow's bytes go through TLS from now on.
+    fn start_tls(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
+        let client = if self.meta.saw_syn() {
+            [Dir::A, Dir::B]
+                .into_iter()
+                .find(|d| self.meta.opened(*d))
+                .unwrap_or(dir)
+        } else {
+            dir
+        };
+        self.tls_data(Box::new(TlsLayer::new(client)), dir, ts, data);
+    }
+
+    /// Bytes of `dir` through the TLS layer, taken out of the session while
+    /// its plaintext flows back in.
+    fn tls_data(&mut self, mut layer: Box<TlsLayer>, dir: Dir, ts: Ts, data: &[u8]) {
+        let client = layer.client;
+        let fed = layer.feed(dir, ts, data, &mut |ev| self.tls_event(client, ev));
+        if fed.is_err() {
+            // Not TLS after all.
+            self.tls_tally = None;
+            self.ignore();
+            return;
+        }
+        if self.mode == Mode::Ignored {
+            // Decrypted, but not WebSocket: only the tally is kept.
+            self.tls_tally = Some(layer.tally());
+            return;
+        }
+        self.ws().tls = Some(layer);
+    }
+
+    fn tls_event(&mut self, client: Dir, ev: Event<'_>) {
+        match ev {
+            Event::Plaintext { dir, ts, data } => {
+                self.plain_data(TlsLayer::dir_of(client, dir), ts, data);
+            }
+            Event::PlaintextLost { dir, ts } => {
+                // Application data went by before its keys: like a gap of
+                // unknown size in the plaintext.
+                self.plain_gap(TlsLayer::dir_of(client, dir), ts, u64::MAX);
+            }
+            _ => {}
+        }
+    }
+
     fn ignore(&mut self) {
+        self.tls_tally = self.tls_tally();
         self.mode = Mode::Ignored;
         self.head = Default::default();
         self.ws = None;
@@ -299,10 +465,10 @@ impl StreamSink for Session {
     /// being read (charged to the global memory cap).
     fn held(&self) -> usize {
         let heads: usize = self.head.iter().map(Vec::capacity).sum();
-        let frames: usize = self
-            .ws
-            .as_ref()
-            .map_or(0, |w| w.dirs.iter().map(|d| d.dec.held()).sum());
+        let frames: usize = self.ws.as_ref().map_or(0, |w| {
+            let tls = w.tls.as_ref().map_or(0, |t| t.conn.held());
+            tls + w.dirs.iter().map(|d| d.dec.held()).sum::<usize>()
+        });
         heads + frames
     }
 
@@ -311,7 +477,11 @@ impl StreamSink for Session {
     /// unrecognised; a lost response is handled as one lost to a capture
     /// gap (frames are looked for after it). Returns the bytes freed.
     fn shed(&mut self) -> usize {
-        let mut freed = 0;
+        let mut freed = self
+            .ws
+            .as_mut()
+            .and_then(|w| w.tls.as_mut())
+            .map_or(0, |t| t.conn.shed());
         for dir in [Dir::A, Dir::B] {
             let n = std::mem::take(&mut self.head[dir.idx()]).capacity();
             if n == 0 {
@@ -337,6 +507,11 @@ impl StreamSink for Session {
 
     fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>) {
         let new_ttl = self.meta.packet(dir, ts, seg.syn && !seg.ack, seg.ttl);
+        if let Some(t) = self.ws.as_mut().and_then(|w| w.tls.as_mut())
+            && (!seg.payload.is_empty() || seg.fin || seg.rst)
+        {
+            t.burst.packet(ts, !seg.payload.is_empty());
+        }
         if seg.rst
             && let (Some(before), Some(ws)) = (new_ttl, self.ws.as_deref_mut())
         {
@@ -345,41 +520,23 @@ impl StreamSink for Session {
     }
 
     fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
-        match self.mode {
-            Mode::Ignored => {}
-            Mode::Detecting => self.detect(dir, ts, data),
-            Mode::WebSocket => match self.ws().dirs[dir.idx()].stage {
-                Stage::Head => self.head(dir, ts, data),
-                Stage::Frames => self.frames(dir, ts, data),
-                Stage::Skip => {}
-            },
+        match self.ws.as_mut().and_then(|w| w.tls.take()) {
+            Some(layer) => self.tls_data(layer, dir, ts, data),
+            None => self.plain_data(dir, ts, data),
         }
     }
 
     fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64) {
-        if let Some(t) = &self.trace {
-            t.gap(dir, ts, len);
-        }
-        // A head cut by a gap cannot be read: start over on what follows.
-        self.head[dir.idx()] = Vec::new();
-        if self.mode != Mode::WebSocket {
+        if let Some(t) = self.ws.as_mut().and_then(|w| w.tls.as_mut()) {
+            // The records of that direction can no longer be told apart.
+            let td = t.tls_dir(dir);
+            t.conn.gap(td);
+            if let Some(ws) = self.ws.as_deref_mut() {
+                ws.tracker.gap(dir, ts, len);
+            }
             return;
         }
-        let ws = self.ws();
-        ws.tracker.gap(dir, ts, len);
-        let ds = &mut ws.dirs[dir.idx()];
-        match ds.stage {
-            Stage::Frames => {
-                ds.dec.gap(len);
-            }
-            Stage::Head => {
-                // The head is lost: look for frames after it.
-                ds.stage = Stage::Frames;
-                ds.dec = FrameDecoder::resyncing();
-                ws.tracker.set_response_lost();
-            }
-            Stage::Skip => {}
-        }
+        self.plain_gap(dir, ts, len);
     }
 
     fn on_fin(&mut self, dir: Dir, ts: Ts) {

@@ -49,6 +49,14 @@ impl Merged {
         self.readers[self.current?].current_mut()
     }
 
+    /// Key log text of Decryption Secrets Blocks read since the last call.
+    pub(crate) fn take_secrets(&mut self) -> Vec<String> {
+        self.readers
+            .iter_mut()
+            .flat_map(FileReader::take_secrets)
+            .collect()
+    }
+
     pub(crate) fn readers(&self) -> &[FileReader] {
         &self.readers
     }

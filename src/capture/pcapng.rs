@@ -4,7 +4,7 @@
 //! unit; enhanced and simple packet blocks carry the packets. Other blocks
 //! (statistics, name resolution, custom) are skipped.
 
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, SecretsType};
 use pcap_parser::{Linktype, PcapError, parse_block_be, parse_block_le, parse_sectionheaderblock};
 
 use super::{Current, MAX_RECORD, Step, needed, u32_at};
@@ -38,6 +38,9 @@ struct Iface {
 pub(super) struct PcapNg {
     big_endian: bool,
     ifaces: Vec<Iface>,
+    /// TLS key log text of Decryption Secrets Blocks not yet taken (what
+    /// `editcap --inject-secrets tls,KEYS` writes).
+    pub(super) secrets: Vec<String>,
 }
 
 /// The byte order of a block at the start of `w`: a section header says its
@@ -138,6 +141,12 @@ impl PcapNg {
                     data_len: (spb.origlen as usize).min(spb.data.len()),
                     record_len,
                 })
+            }
+            Block::DecryptionSecrets(dsb) if dsb.secrets_type == SecretsType::TlsKeyLog => {
+                let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                self.secrets
+                    .push(String::from_utf8_lossy(&dsb.data[..len]).into_owned());
+                Step::Skip(record_len)
             }
             _ => Step::Skip(record_len),
         }

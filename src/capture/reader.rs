@@ -31,6 +31,15 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// TLS key log text from the pcapng's Decryption Secrets Blocks read
+    /// since the last call.
+    pub fn take_secrets(&mut self) -> Vec<String> {
+        match &mut self.format {
+            Format::PcapNg(p) => std::mem::take(&mut p.secrets),
+            Format::Pcap(_) => Vec::new(),
+        }
+    }
+
     /// Opens `name` (`-` for stdin) and reads its file header.
     pub fn open(name: &str) -> Result<FileReader, Error> {
         Self::from_source(name, Source::open(name)?)

@@ -31,6 +31,9 @@ pub enum Outcome {
     Pending,
     Open,
     Rejected,
+    /// TLS that could not be decrypted: the closing handshake cannot be
+    /// seen (the contract's TLS section).
+    Encrypted,
 }
 
 impl Outcome {
@@ -305,6 +308,36 @@ pub struct Evidence {
 /// a hostile stream of distinct codes costs a lookup per frame, not a scan.
 pub type CloseCodes = std::collections::BTreeMap<Option<u16>, u64>;
 
+/// What carried the WebSocket connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Tls,
+}
+
+/// When each side's close_notify alert was seen.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct CloseNotify {
+    pub client: Option<f64>,
+    pub server: Option<f64>,
+}
+
+/// The contract's `tls` object: what the handshake showed, and whether the
+/// connection could be decrypted.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct TlsReport {
+    pub version: Option<&'static str>,
+    pub cipher: Option<&'static str>,
+    pub sni: Option<String>,
+    /// The protocols the ClientHello offers.
+    pub alpn: Vec<String>,
+    pub decrypted: bool,
+    pub not_decrypted_reason: Option<&'static str>,
+    pub close_notify: CloseNotify,
+}
+
 /// One connection as the contract lists it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConnectionReport {
@@ -317,6 +350,8 @@ pub struct ConnectionReport {
     pub frames: FramesBySide,
     pub close: CloseReport,
     pub findings: Vec<Finding>,
+    pub transport: Transport,
+    pub tls: Option<TlsReport>,
     /// Every close frame's code on the wire (`None`: no code), for totals.
     #[serde(skip)]
     pub close_codes: CloseCodes,
@@ -347,15 +382,23 @@ pub fn host_of(addr: &str) -> &str {
 }
 
 /// Analysis settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub close_timeout: Ts,
+    /// Ports whose connections are TLS that may carry WebSocket, whatever
+    /// their ClientHello offers (`--tls-port`).
+    pub tls_ports: Vec<u16>,
+    /// The key log TLS connections are decrypted with (`--keylog`, a
+    /// pcapng's secrets blocks).
+    pub keys: crate::tls::SharedKeys,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             close_timeout: Ts::from_secs(5),
+            tls_ports: Vec::new(),
+            keys: Default::default(),
         }
     }
 }

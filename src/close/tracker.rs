@@ -134,7 +134,7 @@ impl ConnMeta {
         self.syn[dir.idx()]
     }
 
-    pub(super) fn src(&self, d: Dir) -> Endpoint {
+    pub fn src(&self, d: Dir) -> Endpoint {
         match d {
             Dir::A => self.lo,
             Dir::B => self.hi,

@@ -6,7 +6,7 @@
 use super::tracker::{CloseSeen, ConnMeta, End, Tracker};
 use super::{
     CloseFrame, CloseReport, ConnectionReport, Evidence, Finding, FramesBySide, Handshake, Kind,
-    Outcome, Settings, Severity, Side, TcpEnd, TcpEndKind, fmt_secs, fmt_short,
+    Outcome, Settings, Severity, Side, TcpEnd, TcpEndKind, Transport, fmt_secs, fmt_short,
 };
 use crate::Ts;
 use crate::reassembly::Dir;
@@ -40,20 +40,7 @@ impl Tracker {
         if !self.is_websocket() {
             return None;
         }
-        let origin = match (&self.upgrade.response, &self.upgrade.request) {
-            (Some((ts, _, _)), _) => (*ts, "the upgrade"),
-            (None, Some((ts, _, _))) => (*ts, "the upgrade request"),
-            _ => (meta.first_ts, "the first packet"),
-        };
-        let mut v = Verdict {
-            t: self,
-            meta,
-            cd: self.client_dir(meta),
-            timeout: settings.close_timeout,
-            end,
-            origin,
-            findings: Vec::new(),
-        };
+        let mut v = Verdict::new(self, meta, self.client_dir(meta), settings, end);
         let handshake = v.handshake();
         let outcome = if v.upgraded() {
             v.closing()
@@ -65,29 +52,31 @@ impl Tracker {
         v.masking();
         v.unanswered_pings();
         v.recorded();
-        v.findings.sort_by(|a, b| {
-            let ta = a.ts.unwrap_or(f64::MAX);
-            let tb = b.ts.unwrap_or(f64::MAX);
-            ta.total_cmp(&tb).then(a.kind.cmp(&b.kind))
-        });
-        let cd = v.cd;
-        Some(ConnectionReport {
-            id: 0,
-            client: meta.src(cd).to_string(),
-            server: meta.src(cd.other()).to_string(),
-            first_ts: secs(meta.first_ts),
-            last_ts: secs(meta.last_ts),
-            handshake,
-            frames: FramesBySide {
-                client: self.dirs[cd.idx()].frames,
-                server: self.dirs[cd.other().idx()].frames,
-            },
-            close: v.close_report(outcome),
-            evidence: v.evidence(),
-            findings: v.findings,
-            close_codes: self.close_codes.clone(),
-            order: meta.order,
-        })
+        Some(v.finish(handshake, outcome))
+    }
+
+    /// The report of a TLS connection that could not be decrypted: outcome
+    /// `encrypted`, its TCP end and the findings TCP shows (gaps, foreign
+    /// resets); `client` sent the ClientHello, `idle_s` is the silence
+    /// before its final burst (the contract's TLS section).
+    pub fn encrypted_report(
+        &self,
+        meta: &ConnMeta,
+        end: Ts,
+        settings: &Settings,
+        client: Dir,
+        idle_s: Option<f64>,
+    ) -> ConnectionReport {
+        let mut v = Verdict::new(self, meta, client, settings, end);
+        v.recorded();
+        let mut r = v.finish(None, Outcome::Encrypted);
+        r.close.idle_s = idle_s;
+        r
+    }
+
+    /// Whether the TCP connection has ended (a FIN or an RST).
+    pub fn ended(&self) -> bool {
+        self.tcp_end.is_some()
     }
 
     /// Which direction is the client (contract: SYN sender, else request
@@ -119,6 +108,54 @@ impl Tracker {
 
 fn secs(t: Ts) -> f64 {
     t.as_secs_f64()
+}
+
+impl<'a> Verdict<'a> {
+    fn new(t: &'a Tracker, meta: &'a ConnMeta, cd: Dir, settings: &Settings, end: Ts) -> Self {
+        let origin = match (&t.upgrade.response, &t.upgrade.request) {
+            (Some((ts, _, _)), _) => (*ts, "the upgrade"),
+            (None, Some((ts, _, _))) => (*ts, "the upgrade request"),
+            _ => (meta.first_ts, "the first packet"),
+        };
+        Verdict {
+            t,
+            meta,
+            cd,
+            timeout: settings.close_timeout,
+            end,
+            origin,
+            findings: Vec::new(),
+        }
+    }
+
+    /// The report, findings in time order.
+    fn finish(mut self, handshake: Option<Handshake>, outcome: Outcome) -> ConnectionReport {
+        self.findings.sort_by(|a, b| {
+            let ta = a.ts.unwrap_or(f64::MAX);
+            let tb = b.ts.unwrap_or(f64::MAX);
+            ta.total_cmp(&tb).then(a.kind.cmp(&b.kind))
+        });
+        let (t, meta, cd) = (self.t, self.meta, self.cd);
+        ConnectionReport {
+            id: 0,
+            client: meta.src(cd).to_string(),
+            server: meta.src(cd.other()).to_string(),
+            first_ts: secs(meta.first_ts),
+            last_ts: secs(meta.last_ts),
+            handshake,
+            frames: FramesBySide {
+                client: t.dirs[cd.idx()].frames,
+                server: t.dirs[cd.other().idx()].frames,
+            },
+            close: self.close_report(outcome),
+            evidence: self.evidence(),
+            findings: self.findings,
+            transport: Transport::Tcp,
+            tls: None,
+            close_codes: t.close_codes.clone(),
+            order: meta.order,
+        }
+    }
 }
 
 impl Verdict<'_> {

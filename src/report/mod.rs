@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
+use strum::VariantArray;
 
+use crate::analyzer::TlsCounts;
 use crate::close::{ConnectionReport, Outcome, Settings, Severity};
 use crate::diagnose::{Diagnosis, diagnose};
+use crate::tls::NotDecrypted;
 
 mod diagnoses;
 mod tables;
@@ -62,41 +65,28 @@ pub struct KernelStats {
     pub if_dropped: u64,
 }
 
-#[derive(Debug, Serialize, Default)]
-pub struct Outcomes {
-    pub clean: u64,
-    pub unanswered: u64,
-    pub timeout: u64,
-    pub abnormal: u64,
-    pub pending: u64,
-    pub open: u64,
-    pub rejected: u64,
-}
+/// Connections per outcome; every outcome is a key, zero or not.
+#[derive(Debug, Default)]
+pub struct Outcomes([u64; Outcome::VARIANTS.len()]);
 
 impl Outcomes {
     fn add(&mut self, o: Outcome) {
-        let slot = match o {
-            Outcome::Clean => &mut self.clean,
-            Outcome::Unanswered => &mut self.unanswered,
-            Outcome::Timeout => &mut self.timeout,
-            Outcome::Abnormal => &mut self.abnormal,
-            Outcome::Pending => &mut self.pending,
-            Outcome::Open => &mut self.open,
-            Outcome::Rejected => &mut self.rejected,
-        };
-        *slot += 1;
+        self.0[o as usize] += 1;
     }
 
     pub fn get(&self, o: Outcome) -> u64 {
-        match o {
-            Outcome::Clean => self.clean,
-            Outcome::Unanswered => self.unanswered,
-            Outcome::Timeout => self.timeout,
-            Outcome::Abnormal => self.abnormal,
-            Outcome::Pending => self.pending,
-            Outcome::Open => self.open,
-            Outcome::Rejected => self.rejected,
+        self.0[o as usize]
+    }
+}
+
+impl Serialize for Outcomes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for o in Outcome::VARIANTS {
+            m.serialize_entry(o.name(), &self.get(*o))?;
         }
+        m.end()
     }
 }
 
@@ -125,6 +115,29 @@ pub struct AnalysisStats {
     pub retransmitted_segments: u64,
     pub gaps: u64,
     pub gap_bytes: u64,
+    /// TLS connections, listed or not (the contract's `analysis.tls`).
+    pub tls: TlsAnalysis,
+}
+
+/// TLS connections seen, decrypted, and why the others were not.
+#[derive(Debug, Serialize, Default, Clone)]
+pub struct TlsAnalysis {
+    pub seen: u64,
+    pub decrypted: u64,
+    pub not_decrypted: BTreeMap<&'static str, u64>,
+}
+
+impl From<TlsCounts> for TlsAnalysis {
+    fn from(c: TlsCounts) -> Self {
+        TlsAnalysis {
+            seen: c.seen,
+            decrypted: c.decrypted,
+            not_decrypted: NotDecrypted::ALL
+                .iter()
+                .map(|r| (r.as_str(), c.not_decrypted[*r as usize]))
+                .collect(),
+        }
+    }
 }
 
 /// The memory caps in force and how close the run came to them, so that
@@ -220,6 +233,25 @@ impl Summary {
     }
 
     /// The worst severity among all findings.
+    /// One line for stderr when TLS connections went undecrypted: how many,
+    /// and how to supply keys.
+    pub fn tls_hint(&self) -> Option<String> {
+        let t = &self.analysis.tls;
+        let missing: u64 = t.not_decrypted.values().sum();
+        (missing > 0).then(|| {
+            format!(
+                "{missing} of {} TLS connection(s) could not be decrypted ({}); give their keys with --keylog FILE, written by SSLKEYLOGFILE=FILE for browsers, curl and many libraries, ssl.SSLContext.keylog_filename in python, node --tls-keylog=FILE, rustls's KeyLogFile",
+                t.seen,
+                t.not_decrypted
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| format!("{r}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
     pub fn worst(&self) -> Option<Severity> {
         self.connections
             .iter()

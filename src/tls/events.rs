@@ -28,6 +28,14 @@ pub enum NotDecrypted {
 }
 
 impl NotDecrypted {
+    pub const ALL: [NotDecrypted; 5] = [
+        NotDecrypted::NoKey,
+        NotDecrypted::UnsupportedCipher,
+        NotDecrypted::NoHandshake,
+        NotDecrypted::Gap,
+        NotDecrypted::DecryptError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             NotDecrypted::NoKey => "no_key",

@@ -49,6 +49,10 @@ mod tests_samples;
 #[cfg(test)]
 mod tests_tls13;
 
+/// The key log of a run, shared with every TLS connection (a live capture
+/// re-reads the file as it grows; a pcapng's secrets blocks add to it).
+pub type SharedKeys = std::sync::Arc<std::sync::RwLock<KeyLog>>;
+
 pub use conn::TlsConn;
 pub use events::{Event, NotDecrypted, TlsDir, TlsStatus};
 pub use handshake::HandshakeFacts;
