@@ -232,6 +232,11 @@ pub(crate) fn run(
         }
         analyzer.tick(wall_clock());
         on_decided(analyzer.take_decided())?;
+        // A key log written while the capture runs (a browser's, a test's):
+        // what was appended since the last tick.
+        if let Ok(mut keys) = analyzer.settings().keys.write() {
+            let _ = keys.reload();
+        }
         if got == 0 {
             if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();

@@ -99,7 +99,11 @@ pub struct Cut {
 
 pub fn cut_of(c: &ConnectionReport) -> Option<Cut> {
     let close = &c.close;
-    if close.outcome == Outcome::Abnormal {
+    // Encrypted connections: whether close frames were exchanged cannot be
+    // seen; an end after a silence of 1 s or more counts as a cut.
+    let encrypted_cut =
+        close.outcome == Outcome::Encrypted && close.idle_s.is_some_and(|i| i >= 1.0);
+    if close.outcome == Outcome::Abnormal || encrypted_cut {
         return Some(Cut {
             side: close.tcp_end.by?,
             instant: close.tcp_end.ts?,

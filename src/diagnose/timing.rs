@@ -15,7 +15,7 @@
 use super::defaults::{self, tolerance};
 use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry, nice, span};
 use crate::Ts;
-use crate::close::{ConnectionReport, Side, TcpEndKind, fmt_short};
+use crate::close::{ConnectionReport, Outcome, Side, TcpEndKind, fmt_short};
 
 /// Chance below which a group stands out (D1).
 const ALPHA: f64 = 0.005;
@@ -153,10 +153,14 @@ fn timed(
 fn how_cut(members: &[&ConnectionReport]) -> String {
     let mut ways: Vec<&str> = Vec::new();
     for c in members {
-        let way = match c.close.first_frame() {
-            Some(_) => "close frame 1001",
-            None if c.close.tcp_end.kind == TcpEndKind::Rst => "RST, no close frame",
-            None => "FIN, no close frame",
+        let encrypted = c.close.outcome == Outcome::Encrypted;
+        let rst = c.close.tcp_end.kind == TcpEndKind::Rst;
+        let way = match (c.close.first_frame(), encrypted, rst) {
+            (Some(_), _, _) => "close frame 1001",
+            (None, true, true) => "RST; encrypted, close frames not visible",
+            (None, true, false) => "FIN; encrypted, close frames not visible",
+            (None, false, true) => "RST, no close frame",
+            (None, false, false) => "FIN, no close frame",
         };
         if !ways.contains(&way) {
             ways.push(way);

@@ -68,10 +68,18 @@ fn connection_row(c: &ConnectionReport) -> Vec<String> {
             }
         })
         .collect();
+    let server = match &c.tls {
+        None => c.server.clone(),
+        Some(t) => format!(
+            "{} (TLS{})",
+            c.server,
+            t.sni.as_ref().map_or(String::new(), |s| format!(", {s}"))
+        ),
+    };
     vec![
         c.id.to_string(),
         c.client.clone(),
-        c.server.clone(),
+        server,
         c.close.outcome.name().to_string(),
         c.close.initiator.map_or("-", |s| s.name()).to_string(),
         format!(

@@ -22,11 +22,12 @@ impl Timeline<'_> {
         let r = self.report;
         let _ = writeln!(
             out,
-            "Connection {}: {} → {}, {}",
+            "Connection {}: {} → {}, {}{}",
             r.id,
             r.client,
             r.server,
-            r.close.outcome.name()
+            r.close.outcome.name(),
+            r.tls.as_ref().map_or(String::new(), tls_summary)
         );
         let _ = writeln!(out, "Display filter: {}", self.display_filter());
         let from = if self.base.is_some() {
@@ -500,4 +501,26 @@ pub fn utc(t: Ts) -> String {
         sod % 60,
         fraction(nanos)
     )
+}
+
+/// ", over TLS 1.3 (TLS_AES_128_GCM_SHA256, SNI chat.example.com),
+/// decrypted" for a wss connection.
+pub fn tls_summary(t: &crate::close::TlsReport) -> String {
+    let mut what = vec![];
+    if let Some(c) = t.cipher {
+        what.push(c.to_string());
+    }
+    if let Some(sni) = &t.sni {
+        what.push(format!("SNI {sni}"));
+    }
+    let detail = if what.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", what.join(", "))
+    };
+    let state = match t.not_decrypted_reason {
+        None => "decrypted".to_string(),
+        Some(r) => format!("not decrypted: {r}"),
+    };
+    format!(", over {}{detail}, {state}", t.version.unwrap_or("TLS"))
 }
