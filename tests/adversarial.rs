@@ -1182,3 +1182,62 @@ fn out_of_order_segments_counted_once_under_cap() {
     );
     assert_eq!(a["out_of_order_segments"].as_u64(), Some(10), "{a}");
 }
+
+// ---------------------------------------------------------------------------
+// Partial HTTP heads under the global cap
+// ---------------------------------------------------------------------------
+
+/// `n` connections, each sending the first `len` bytes of an upgrade
+/// request that never ends (no blank line): every one holds a partial head.
+fn partial_heads(n: u64, len: usize) -> (TempCapture, u64) {
+    let mut out = PcapStream::create(&format!("partial-heads-{n}"));
+    let mut head = b"GET /chat HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nX-Pad: ".to_vec();
+    head.resize(len, b'a');
+    for k in 0..n {
+        let ip = Ipv4Addr::from(0xac10_0000u32 + (k / 50_000) as u32);
+        let client = format!("{ip}:{}", 10_000 + (k % 50_000));
+        let mut c = Conn::new(&client, SERVER_ADDR);
+        let t = T0 + k as f64 * 1e-4;
+        c.handshake(t);
+        // Two segments: the head is held between them.
+        c.client_send(t + 1e-5, &head[..len / 2]);
+        c.client_send(t + 2e-5, &head[len / 2..]);
+        out.drain(&mut c);
+    }
+    out.finish()
+}
+
+/// 2,000 connections each holding a 16,000-byte partial head (32 MB in
+/// all) under `--max-buffered 4194304`: what is buffered stays under the
+/// cap (plus one segment), the heads past it are dropped and counted, and
+/// memory stays bounded.
+#[test]
+fn partial_heads_are_held_under_the_global_cap() {
+    let (file, records) = partial_heads(2_000, 16_000);
+    let run = analyze(&file.0, &["--max-buffered", "4194304"]);
+    note("2,000 partial 16 KB heads --max-buffered 4 MiB", &run);
+    run.assert_rss_below(RSS_SMALL_KB + file_kb(&file.0));
+    let v = run.summary();
+    let l = &v["limits"];
+    assert_eq!(v["sources"][0]["packets"].as_u64(), Some(records));
+    assert!(
+        l["peak_buffered"].as_u64().unwrap() <= 4_194_304 + 65_536,
+        "{l}"
+    );
+    assert!(l["buffered_bytes_shed"].as_u64().unwrap() > 0, "{l}");
+    assert!(conns(&v).is_empty(), "no head ever ended");
+}
+
+/// The case for the closing note, by hand: 100,000 flows each
+/// holding a partial 16 KiB head, default caps (`cargo test --test
+/// adversarial partial_heads_100k -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn partial_heads_100k_default_caps() {
+    let (file, _) = partial_heads(100_000, 16_000);
+    let run = analyze(&file.0, &[]);
+    note("100,000 partial 16 KB heads, default caps", &run);
+    let v = run.summary();
+    println!("limits: {}", v["limits"]);
+    run.assert_rss_below(512 * 1024 + file_kb(&file.0));
+}
