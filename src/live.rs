@@ -226,17 +226,17 @@ pub(crate) fn run(
     let fd = cap.as_raw_fd();
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| started.elapsed() < d) {
+        // A key log written while the capture runs (a browser's, a test's):
+        // what was appended, read before the packets that may need it.
+        if let Ok(mut keys) = analyzer.settings().keys.write() {
+            let _ = keys.reload();
+        }
         let (got, done) = run.batch(&mut cap, analyzer)?;
         if done {
             break;
         }
         analyzer.tick(wall_clock());
         on_decided(analyzer.take_decided())?;
-        // A key log written while the capture runs (a browser's, a test's):
-        // what was appended since the last tick.
-        if let Ok(mut keys) = analyzer.settings().keys.write() {
-            let _ = keys.reload();
-        }
         if got == 0 {
             if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();

@@ -226,14 +226,6 @@ impl Session {
     /// Bytes in `dir` while the connection is still unclassified.
     fn detect(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         let buffered = !self.head[dir.idx()].is_empty();
-        let client_start = !self.meta.saw_syn() || self.meta.opened(dir);
-        if !buffered
-            && !self.is_tls()
-            && ((client_start && tls::looks_like_client_hello(data)) || self.tls_port)
-        {
-            self.start_tls(dir, ts, data);
-            return;
-        }
         if self.meta.saw_syn() && !self.meta.opened(dir) && !buffered {
             // The server spoke first (a banner, an early error): what
             // decides is the start of the client's stream (rule 8). Only a
@@ -302,8 +294,14 @@ impl Session {
         }
     }
 
-    fn is_tls(&self) -> bool {
-        self.ws.as_ref().is_some_and(|w| w.tls.is_some())
+    /// Whether TCP bytes of an unclassified flow start TLS: a ClientHello
+    /// at the start of the client's stream, or anything on a `--tls-port`.
+    /// (Decrypted bytes never come this way.)
+    fn starts_tls(&self, dir: Dir, data: &[u8]) -> bool {
+        let client_start = !self.meta.saw_syn() || self.meta.opened(dir);
+        self.mode == Mode::Detecting
+            && self.head[dir.idx()].is_empty()
+            && ((client_start && tls::looks_like_client_hello(data)) || self.tls_port)
     }
 
     /// A ClientHello at the start of the client's stream (or any bytes on a
@@ -317,7 +315,11 @@ impl Session {
         } else {
             dir
         };
-        self.tls_data(Box::new(TlsLayer::new(client)), dir, ts, data);
+        let mut layer = Box::new(TlsLayer::new(client));
+        // The packet carrying the ClientHello is a record of the final
+        // burst too (it was seen before the layer existed).
+        layer.burst.packet(ts, true);
+        self.tls_data(layer, dir, ts, data);
     }
 
     /// Bytes of `dir` through the TLS layer, taken out of the session while
@@ -522,6 +524,7 @@ impl StreamSink for Session {
     fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]) {
         match self.ws.as_mut().and_then(|w| w.tls.take()) {
             Some(layer) => self.tls_data(layer, dir, ts, data),
+            None if self.starts_tls(dir, data) => self.start_tls(dir, ts, data),
             None => self.plain_data(dir, ts, data),
         }
     }
