@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::live::{self, LiveOptions};
 use crate::pipeline::{analyze_files, source, summary_of};
 use crate::reassembly::Limits;
-use crate::report::{KernelStats, Source, Summary};
+use crate::report::{ColorChoice, KernelStats, Source, Summary, TableOptions};
 use crate::timeline;
 use crate::tls::KeyLog;
 
@@ -159,6 +159,23 @@ pub(crate) struct OutputArgs {
     /// Exit with status 1 when a finding of this severity or worse is found.
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    /// Colour outcomes and severities in the tables: `auto` when the output
+    /// is a terminal and NO_COLOR is not set.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+    /// Dates and times in UTC rather than local time.
+    #[arg(long)]
+    pub utc: bool,
+    /// List every connection, even the clean ones past 50 connections.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl OutputArgs {
+    /// How the tables are laid out, for stdout (or stderr).
+    fn table_options(&self, stderr: bool) -> TableOptions {
+        TableOptions::detect(stderr, self.color, self.utc, self.all)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -217,9 +234,11 @@ fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCod
     let to_stdout = |e| Error::io("stdout", e);
     let tables = |so: &mut BufWriter<io::StdoutLock<'_>>| match human {
         Human::Tables { to_stderr: true } => summary
-            .write_tables(&mut io::stderr().lock())
+            .write_tables_with(&mut io::stderr().lock(), &out.table_options(true))
             .map_err(|e| Error::io("stderr", e)),
-        Human::Tables { to_stderr: false } => summary.write_tables(so).map_err(to_stdout),
+        Human::Tables { to_stderr: false } => summary
+            .write_tables_with(so, &out.table_options(false))
+            .map_err(to_stdout),
         Human::Timelines(t) => so.write_all(t.as_bytes()).map_err(to_stdout),
     };
     match out.json.as_deref() {

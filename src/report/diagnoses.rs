@@ -4,22 +4,23 @@
 
 use std::io::{self, Write};
 
+use super::human::{Paint, TableOptions, wrap};
 use crate::diagnose::Diagnosis;
-
-/// Width text blocks are wrapped at.
-const WIDTH: usize = 100;
 
 /// Ids listed before the rest are only counted.
 const MAX_IDS: usize = 24;
 
-pub fn write(diagnoses: &[Diagnosis], out: &mut impl Write) -> io::Result<()> {
+pub fn write(diagnoses: &[Diagnosis], out: &mut impl Write, opts: &TableOptions) -> io::Result<()> {
+    let width = opts.width;
+    let paint = Paint(opts.color);
     if diagnoses.is_empty() {
         return writeln!(out, "Diagnoses: nothing stands out across connections.\n");
     }
     writeln!(out, "Diagnoses ({}):", diagnoses.len())?;
     for d in diagnoses {
         writeln!(out)?;
-        let mut head = format!("[{}] {}", d.severity.name(), d.kind.name());
+        let sev = paint.severity(d.severity, &format!("[{}]", d.severity.name()));
+        let mut head = format!("{sev} {}", d.kind.name());
         if let Some(code) = d.code {
             head.push_str(&format!(" {code}"));
         }
@@ -28,20 +29,28 @@ pub fn write(diagnoses: &[Diagnosis], out: &mut impl Write) -> io::Result<()> {
             (Some(s), None) => head.push_str(&format!(", {} side", s.name())),
             _ => {}
         }
-        writeln!(out, "{head}")?;
-        wrapped(out, "  ", &d.message)?;
+        for l in wrap("", "  ", &head, width) {
+            writeln!(out, "{l}")?;
+        }
+        wrapped(out, "  ", &d.message, width)?;
         let n = d.connections.len();
         let which = if n == 1 { "connection" } else { "connections" };
         wrapped(
             out,
             "  ",
             &format!("{n} {which}: {}", id_ranges(&d.connections)),
+            width,
         )?;
         if !d.matches.is_empty() {
-            wrapped(out, "  ", &format!("matches: {}", d.matches.join("; ")))?;
+            wrapped(
+                out,
+                "  ",
+                &format!("matches: {}", d.matches.join("; ")),
+                width,
+            )?;
         }
         if let Some(a) = &d.advice {
-            wrapped(out, "  ", &format!("advice: {a}"))?;
+            wrapped(out, "  ", &format!("advice: {a}"), width)?;
         }
     }
     writeln!(out)
@@ -73,12 +82,14 @@ pub fn id_ranges(ids: &[u64]) -> String {
     s
 }
 
-/// Writes `text` wrapped at [`WIDTH`] on word boundaries, each line after
+/// Writes `text` wrapped at `width` on word boundaries, each line after
 /// `indent`.
-fn wrapped(out: &mut impl Write, indent: &str, text: &str) -> io::Result<()> {
+fn wrapped(out: &mut impl Write, indent: &str, text: &str, width: usize) -> io::Result<()> {
     let mut line = String::new();
     for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.chars().count() > WIDTH {
+        if !line.is_empty()
+            && indent.len() + line.chars().count() + 1 + word.chars().count() > width
+        {
             writeln!(out, "{indent}{line}")?;
             line.clear();
         }
@@ -107,11 +118,8 @@ mod tests {
     #[test]
     fn wraps_on_words() {
         let mut v = Vec::new();
-        wrapped(&mut v, "  ", &"word ".repeat(50)).unwrap();
+        wrapped(&mut v, "  ", &"word ".repeat(50), 100).unwrap();
         let s = String::from_utf8(v).unwrap();
-        assert!(
-            s.lines()
-                .all(|l| l.len() <= WIDTH && l.starts_with("  word"))
-        );
+        assert!(s.lines().all(|l| l.len() <= 100 && l.starts_with("  word")));
     }
 }

@@ -13,7 +13,10 @@ use crate::diagnose::{Diagnosis, diagnose};
 use crate::tls::NotDecrypted;
 
 mod diagnoses;
+pub mod human;
 mod tables;
+
+pub use human::{ColorChoice, TableOptions};
 
 pub const SCHEMA: &str = "wsclose-summary/1";
 
@@ -264,18 +267,17 @@ impl Summary {
         out.write_all(b"\n")
     }
 
-    /// The tables for people: diagnoses, connections, totals, findings.
+    /// The tables for people, with the default [`TableOptions`] (100
+    /// columns, no colour, local time).
     pub fn write_tables(&self, out: &mut impl Write) -> io::Result<()> {
-        diagnoses::write(&self.diagnoses, out)?;
-        if self.connections.is_empty() {
-            writeln!(out, "No WebSocket connection found.")?;
-        } else {
-            writeln!(out, "{}", tables::connections(self))?;
-        }
-        writeln!(out, "{}", tables::totals(self))?;
-        if self.connections.iter().any(|c| !c.findings.is_empty()) {
-            writeln!(out, "{}", tables::findings(self))?;
-        }
-        Ok(())
+        self.write_tables_with(out, &TableOptions::default())
+    }
+
+    /// The tables for people: the diagnoses, then the capture's start and
+    /// the totals, then the connections and their findings, fitted to
+    /// `opts.width`.
+    pub fn write_tables_with(&self, out: &mut impl Write, opts: &TableOptions) -> io::Result<()> {
+        diagnoses::write(&self.diagnoses, out, opts)?;
+        tables::write(self, out, opts)
     }
 }

@@ -1,118 +1,204 @@
-//! The human tables after the diagnoses: one row per connection, the
-//! totals with each input's counts, every finding with its message.
+//! The human tables after the diagnoses: the capture's start and the
+//! totals, then the connections, then every finding with its message.
+//!
+//! Everything fits the width asked for, and nothing is broken inside a
+//! word: each table column is at least as wide as its longest word
+//! (comfy-table's dynamic arrangement wraps between words only then).
+//! When the table of connections cannot fit so, it is written compact:
+//! one line per connection with the essentials, the rest and the findings
+//! on the next ones, wrapped between words.
+
+use std::io::{self, Write};
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, Width};
 
 use super::Summary;
-use crate::close::{ConnectionReport, Outcome, TcpEndKind, fmt_secs};
+use super::human::{
+    MANY, Paint, TableOptions, cut, fmt_date_time, fmt_duration, fmt_offset, fmt_secs_human,
+    glue_units, nb, quoted, spaces, wrap,
+};
+use crate::Ts;
+use crate::close::{CloseFrame, ConnectionReport, Outcome, Severity, TcpEndKind};
 
-fn new_table() -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    if !t.is_tty() {
-        t.set_width(160);
+/// Characters of a close reason shown before it is cut.
+const REASON_MAX: usize = 32;
+/// Characters of a path shown before it is cut.
+const PATH_MAX: usize = 40;
+/// Below this width the connections are always written compact.
+const WIDE_MIN: usize = 100;
+
+pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io::Result<()> {
+    let start = capture_start(summary);
+    for l in wrap("", "  ", &header(summary, start, opts), opts.width) {
+        writeln!(out, "{l}")?;
     }
-    t
-}
-
-/// One row per connection.
-pub fn connections(summary: &Summary) -> Table {
-    let mut t = new_table();
-    t.set_header(vec![
-        "#",
-        "client",
-        "server",
-        "outcome",
-        "initiator",
-        "codes c/s",
-        "close hs",
-        "idle",
-        "TCP end",
-        "findings",
-    ]);
-    for c in &summary.connections {
-        t.add_row(connection_row(c));
+    writeln!(out, "{}", totals(summary, opts))?;
+    if summary.connections.is_empty() {
+        return writeln!(out, "No WebSocket connection found.");
     }
-    t
-}
-
-fn connection_row(c: &ConnectionReport) -> Vec<String> {
-    let code = |f: &Option<crate::close::CloseFrame>| match f {
-        None => "-".to_string(),
-        Some(f) => f.code.map_or_else(|| "none".to_string(), |c| c.to_string()),
+    let listed: Vec<&ConnectionReport> = if opts.all || summary.connections.len() <= MANY {
+        summary.connections.iter().collect()
+    } else {
+        summary
+            .connections
+            .iter()
+            .filter(|c| c.close.outcome != Outcome::Clean)
+            .collect()
     };
-    let end = &c.close.tcp_end;
-    let tcp_end = match (end.kind, end.by) {
-        (TcpEndKind::None, _) | (_, None) => "open".to_string(),
-        (k, Some(by)) => format!("{} by {}", k.upper(), by.name()),
-    };
-    // One entry per kind, with the sides it was found on.
-    let mut kinds: Vec<(String, Vec<&str>)> = Vec::new();
-    for f in &c.findings {
-        let name = f.kind.name();
-        let side = f.side.map_or("-", |s| s.name());
-        match kinds.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, sides)) => sides.push(side),
-            None => kinds.push((name.to_string(), vec![side])),
+    let left_out = summary.connections.len() - listed.len();
+    writeln!(out)?;
+    if left_out == 0 {
+        writeln!(out, "Connections ({}):", listed.len())?;
+    } else {
+        let head = format!(
+            "Connections: the {} not clean of {}; {left_out} clean connection{} left out (--all lists them):",
+            listed.len(),
+            summary.connections.len(),
+            if left_out == 1 { "" } else { "s" }
+        );
+        for l in wrap("", "  ", &head, opts.width) {
+            writeln!(out, "{l}")?;
         }
     }
-    let kinds: Vec<String> = kinds
-        .into_iter()
-        .map(|(k, sides)| {
-            if sides == ["-"] {
-                k
-            } else {
-                format!("{k} ({})", sides.join("+"))
-            }
-        })
-        .collect();
-    let server = match &c.tls {
-        None => c.server.clone(),
-        Some(t) => format!(
-            "{} (TLS{})",
-            c.server,
-            t.sni.as_ref().map_or(String::new(), |s| format!(", {s}"))
-        ),
+    let rows: Vec<Row> = listed.iter().map(|c| Row::of(c, start)).collect();
+    let wide = (opts.width >= WIDE_MIN)
+        .then(|| connections_table(&rows, opts))
+        .flatten();
+    match wide {
+        Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
+        None => compact(&rows, out, opts)?,
+    }
+    if listed.iter().any(|c| !c.findings.is_empty()) {
+        writeln!(out)?;
+        for l in wrap(
+            "",
+            "  ",
+            "Findings (times from the connection's first packet):",
+            opts.width,
+        ) {
+            writeln!(out, "{l}")?;
+        }
+        match (opts.width >= WIDE_MIN)
+            .then(|| findings_table(&listed, opts))
+            .flatten()
+        {
+            Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
+            None => findings_compact(&listed, out, opts)?,
+        }
+    }
+    Ok(())
+}
+
+/// The first packet of the capture, across its inputs.
+fn capture_start(summary: &Summary) -> Option<Ts> {
+    summary
+        .sources
+        .iter()
+        .filter_map(|s| s.first_ts)
+        .min_by(f64::total_cmp)
+        .map(Ts::from_secs_f64)
+}
+
+/// "Capture from 2026-12-01 15:07:38.832 UTC, lasting 4.262 s ...".
+fn header(summary: &Summary, start: Option<Ts>, opts: &TableOptions) -> String {
+    let Some(start) = start else {
+        return "Capture: no packets.".to_string();
     };
-    vec![
-        c.id.to_string(),
-        c.client.clone(),
-        server,
-        c.close.outcome.name().to_string(),
-        c.close.initiator.map_or("-", |s| s.name()).to_string(),
-        format!(
-            "{}/{}",
-            code(&c.close.client_frame),
-            code(&c.close.server_frame)
-        ),
-        c.close.handshake_s.map_or("-".into(), fmt_secs),
-        c.close.idle_s.map_or("-".into(), fmt_secs),
-        tcp_end,
-        if kinds.is_empty() {
-            "-".to_string()
-        } else {
-            kinds.join(", ")
-        },
-    ]
+    let end = summary
+        .sources
+        .iter()
+        .filter_map(|s| s.last_ts)
+        .max_by(f64::total_cmp)
+        .map_or(start, Ts::from_secs_f64);
+    format!(
+        "Capture from {}, lasting {} (connection starts below are from its start)",
+        fmt_date_time(start, opts.utc),
+        fmt_duration(end.saturating_sub(start))
+    )
+}
+
+/// A table laid out to fit `opts.width`: each column at least as wide as
+/// its longest word (`None` when they cannot all fit).
+fn fitted(
+    header: &[&str],
+    rows: Vec<Vec<Cell>>,
+    texts: &[Vec<String>],
+    opts: &TableOptions,
+) -> Option<Table> {
+    let mut mins: Vec<usize> = header.iter().map(|h| longest_word(h)).collect();
+    for row in texts {
+        for (m, t) in mins.iter_mut().zip(row) {
+            *m = (*m).max(longest_word(t));
+        }
+    }
+    // Each column: its content plus a space each side (comfy-table counts
+    // them in a column's width) and a border.
+    if mins.iter().sum::<usize>() + 3 * mins.len() + 1 > opts.width {
+        return None;
+    }
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .force_no_tty()
+        .set_width(u16::try_from(opts.width).unwrap_or(u16::MAX));
+    if opts.color {
+        t.enforce_styling();
+    }
+    t.set_header(header.to_vec());
+    t.set_constraints(mins.iter().map(|m| {
+        ColumnConstraint::LowerBoundary(Width::Fixed(u16::try_from(*m + 2).unwrap_or(u16::MAX)))
+    }));
+    for r in rows {
+        t.add_row(r);
+    }
+    Some(t)
+}
+
+fn longest_word(s: &str) -> usize {
+    s.split([' ', '\n'])
+        .map(|w| w.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+fn outcome_color(o: Outcome) -> Color {
+    match o {
+        Outcome::Clean => Color::Green,
+        Outcome::Unanswered | Outcome::Timeout | Outcome::Abnormal => Color::Red,
+        Outcome::Pending | Outcome::Open => Color::Yellow,
+        Outcome::Rejected => Color::Magenta,
+        Outcome::Encrypted => Color::Blue,
+    }
+}
+
+fn severity_color(s: Severity) -> Color {
+    match s {
+        Severity::Error => Color::Red,
+        Severity::Warning => Color::Yellow,
+        Severity::Info => Color::Cyan,
+    }
 }
 
 /// Outcomes, severities, close codes, each input, and the caps hit.
-pub fn totals(summary: &Summary) -> Table {
-    let mut t = new_table();
-    t.set_header(vec!["outcome", "connections"]);
+fn totals(summary: &Summary, opts: &TableOptions) -> String {
+    let mut rows: Vec<(String, String, Option<Color>)> = vec![(
+        "connections".into(),
+        summary.totals.connections.to_string(),
+        None,
+    )];
     for o in Outcome::ALL {
-        t.add_row(vec![
-            o.name().to_string(),
-            summary.totals.outcomes.get(*o).to_string(),
-        ]);
+        let n = summary.totals.outcomes.get(*o);
+        if n > 0 {
+            rows.push((o.name().into(), n.to_string(), Some(outcome_color(*o))));
+        }
     }
     let s = &summary.totals.severities;
-    t.add_row(vec![
-        "findings (error/warning/info)".to_string(),
-        format!("{}/{}/{}", s.error, s.warning, s.info),
-    ]);
+    rows.push((
+        "findings".into(),
+        format!("{} error, {} warning, {} info", s.error, s.warning, s.info),
+        None,
+    ));
     if !summary.totals.close_codes.is_empty() {
         let codes: Vec<String> = summary
             .totals
@@ -120,7 +206,7 @@ pub fn totals(summary: &Summary) -> Table {
             .iter()
             .map(|(k, v)| format!("{k}×{v}"))
             .collect();
-        t.add_row(vec!["close codes".to_string(), codes.join(", ")]);
+        rows.push(("close codes".into(), codes.join(", "), None));
     }
     for src in &summary.sources {
         let mut line = format!(
@@ -150,12 +236,20 @@ pub fn totals(summary: &Summary) -> Table {
         if src.truncated {
             line.push_str("; truncated");
         }
-        t.add_row(vec![format!("source {}", src.name), line]);
+        rows.push((format!("{} {}", src.kind, src.name), line, None));
+    }
+    let t = &summary.analysis.tls;
+    if t.seen > 0 {
+        rows.push((
+            "TLS".into(),
+            format!("{} seen, {} decrypted", t.seen, t.decrypted),
+            None,
+        ));
     }
     let l = &summary.limits;
     if l.flows_evicted + l.holes_given_up + l.buffered_bytes_shed > 0 {
-        t.add_row(vec![
-            "memory caps hit".to_string(),
+        rows.push((
+            "memory caps hit".into(),
             format!(
                 "{} flows evicted ({} WebSocket; {} later packets of theirs dropped) at --max-flows {}; {} holes given up and {} bytes of partial HTTP heads dropped at the buffering caps",
                 l.flows_evicted,
@@ -165,26 +259,312 @@ pub fn totals(summary: &Summary) -> Table {
                 l.holes_given_up,
                 l.buffered_bytes_shed
             ),
-        ]);
+            None,
+        ));
     }
-    t
+    let texts: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(a, b, _)| vec![a.clone(), glue_units(b)])
+        .collect();
+    let cells: Vec<Vec<Cell>> = rows
+        .into_iter()
+        .map(|(a, b, c)| {
+            let a = match c {
+                Some(c) => Cell::new(a).fg(c),
+                None => Cell::new(a),
+            };
+            vec![a, Cell::new(glue_units(&b))]
+        })
+        .collect();
+    match fitted(&["totals", ""], cells, &texts, opts) {
+        Some(t) => spaces(&t.to_string()),
+        // Too narrow for a table even of two columns: lines.
+        None => texts
+            .iter()
+            .flat_map(|r| wrap(&format!("{}:", r[0]), "    ", &r[1], opts.width))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
-/// Every finding with its message.
-pub fn findings(summary: &Summary) -> Table {
-    let mut t = new_table();
-    t.set_header(vec!["#", "severity", "finding", "side", "time", "message"]);
-    for c in &summary.connections {
+/// A connection as its cells read.
+struct Row {
+    id: u64,
+    outcome: Outcome,
+    /// `client → server`, path and subprotocol.
+    who: String,
+    start: String,
+    lasted: String,
+    /// Codes, initiator, reason, handshake time.
+    close: String,
+    /// How TCP ended and after how long without traffic.
+    end: String,
+    /// Finding kinds with their sides.
+    findings: String,
+    worst: Option<Severity>,
+}
+
+impl Row {
+    fn of(c: &ConnectionReport, start: Option<Ts>) -> Row {
+        let mut who = format!("{}{}→ {}", c.client, super::human::NB, c.server);
+        if let Some(t) = &c.tls {
+            who.push_str(" (TLS");
+            if let Some(sni) = &t.sni {
+                who.push(' ');
+                who.push_str(&cut(sni, PATH_MAX));
+            }
+            who.push(')');
+        }
+        if let Some(h) = &c.handshake {
+            if let Some(p) = &h.path {
+                who.push(' ');
+                who.push_str(&cut(p, PATH_MAX));
+            }
+            if let Some(p) = &h.subprotocol {
+                who.push_str(&format!(", subprotocol {}", cut(p, PATH_MAX)));
+            }
+        }
+        let first = Ts::from_secs_f64(c.first_ts);
+        let start = start.map_or("-".into(), |s| nb(&fmt_offset(first.saturating_sub(s))));
+        let lasted = nb(&fmt_secs_human(c.last_ts - c.first_ts));
+        let code = |f: &Option<CloseFrame>| match f {
+            None => "-".to_string(),
+            Some(f) => f.code.map_or_else(|| "none".to_string(), |c| c.to_string()),
+        };
+        let cl = &c.close;
+        let close = if cl.client_frame.is_none() && cl.server_frame.is_none() {
+            "-".to_string()
+        } else {
+            let mut s = format!("{}/{}", code(&cl.client_frame), code(&cl.server_frame));
+            if let Some(i) = cl.initiator {
+                s.push_str(&nb(&format!(" by {}", i.name())));
+            }
+            // The first closer's reason, else the answer's.
+            let (a, b) = match cl.initiator {
+                Some(crate::close::Side::Server) => (&cl.server_frame, &cl.client_frame),
+                _ => (&cl.client_frame, &cl.server_frame),
+            };
+            if let Some(r) = [a, b]
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.reason.as_deref())
+                .find(|r| !r.is_empty())
+            {
+                s.push(' ');
+                s.push_str(&quoted(r, REASON_MAX));
+            }
+            if let Some(h) = cl.handshake_s {
+                s.push(' ');
+                s.push_str(&nb(&format!("in {}", fmt_secs_human(h))));
+            }
+            s
+        };
+        let end = match (cl.tcp_end.kind, cl.tcp_end.by) {
+            (TcpEndKind::None, _) | (_, None) => "open".to_string(),
+            (k, Some(by)) => nb(&format!("{} by {}", k.upper(), by.name())),
+        };
+        let end = match cl.idle_s {
+            Some(i) => format!("{end} {}", nb(&format!("after {} idle", fmt_secs_human(i)))),
+            None => end,
+        };
+        // One entry per kind, with the sides it was found on.
+        let mut kinds: Vec<(&str, Vec<&str>)> = Vec::new();
         for f in &c.findings {
-            t.add_row(vec![
-                c.id.to_string(),
-                f.severity.name().to_string(),
-                f.kind.name().to_string(),
-                f.side.map_or("-", |s| s.name()).to_string(),
-                f.ts.map_or("-".into(), |t| format!("{t:.6}")),
-                f.message.clone(),
-            ]);
+            let name = f.kind.name();
+            let side = f.side.map_or("-", |s| s.name());
+            match kinds.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, sides)) => sides.push(side),
+                None => kinds.push((name, vec![side])),
+            }
+        }
+        let findings: Vec<String> = kinds
+            .into_iter()
+            .map(|(k, sides)| {
+                if sides == ["-"] {
+                    k.to_string()
+                } else {
+                    format!("{k} ({})", sides.join("+"))
+                }
+            })
+            .collect();
+        Row {
+            id: c.id,
+            outcome: cl.outcome,
+            who,
+            start,
+            lasted,
+            close,
+            end,
+            findings: findings.join(", "),
+            worst: c.findings.iter().map(|f| f.severity).max(),
         }
     }
-    t
+}
+
+/// One row per connection, or `None` when the columns cannot fit.
+fn connections_table(rows: &[Row], opts: &TableOptions) -> Option<Table> {
+    let texts: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.who.clone(),
+                format!("{} {}", r.start, nb(&format!("for {}", r.lasted))),
+                r.outcome.name().to_string(),
+                r.close.clone(),
+                r.end.clone(),
+                r.findings.clone(),
+            ]
+        })
+        .collect();
+    let cells: Vec<Vec<Cell>> = rows
+        .iter()
+        .zip(&texts)
+        .map(|(r, t)| {
+            let mut cells: Vec<Cell> = t.iter().map(Cell::new).collect();
+            cells[3] = Cell::new(r.outcome.name()).fg(outcome_color(r.outcome));
+            if let Some(w) = r.worst {
+                cells[6] = Cell::new(&r.findings).fg(severity_color(w));
+            }
+            cells
+        })
+        .collect();
+    let header = [
+        "#",
+        "client → server, path",
+        "start, length",
+        "outcome",
+        "close (codes c/s)",
+        "TCP end",
+        "findings",
+    ];
+    fitted(&header, cells, &texts, opts)
+}
+
+/// The connections in lines: `#id outcome client → server path`, then the
+/// close, the end and the times, then the findings.
+fn compact(rows: &[Row], out: &mut impl Write, opts: &TableOptions) -> io::Result<()> {
+    let paint = Paint(opts.color);
+    let id_w = rows
+        .iter()
+        .map(|r| r.id.to_string().len())
+        .max()
+        .unwrap_or(1);
+    let indent = " ".repeat(id_w + 3);
+    for r in rows {
+        let name = r.outcome.name();
+        let first = format!(
+            "#{:<id_w$}  {}{}",
+            r.id,
+            paint.outcome(r.outcome),
+            " ".repeat(10usize.saturating_sub(name.len()) + 1)
+        );
+        for l in wrap(&first, &indent, &r.who, opts.width) {
+            writeln!(out, "{l}")?;
+        }
+        let close = if r.close == "-" {
+            "no close frame".to_string()
+        } else {
+            format!("close {}", r.close)
+        };
+        let detail = format!(
+            "{}, {}; {close}; {}",
+            nb(&format!("started {}", r.start)),
+            nb(&format!("lasted {}", r.lasted)),
+            r.end
+        );
+        for l in wrap(&indent, &indent, &detail, opts.width) {
+            writeln!(out, "{l}")?;
+        }
+        if let Some(w) = r.worst {
+            let f = format!("findings: {}", r.findings);
+            // Each word painted, so that a wrapped line carries its colour.
+            let text = f
+                .split(' ')
+                .map(|word| paint.severity(w, word))
+                .collect::<Vec<_>>()
+                .join(" ");
+            for l in wrap(&indent, &indent, &text, opts.width) {
+                writeln!(out, "{l}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The findings' cells: id, severity, kind, side, time, message.
+fn finding_texts(listed: &[&ConnectionReport]) -> Vec<(Severity, Vec<String>)> {
+    let mut v = Vec::new();
+    for c in listed {
+        for f in &c.findings {
+            v.push((
+                f.severity,
+                vec![
+                    c.id.to_string(),
+                    f.severity.name().to_string(),
+                    f.kind.name().to_string(),
+                    f.side.map_or("-", |s| s.name()).to_string(),
+                    f.ts.map_or("-".into(), |t| {
+                        nb(&fmt_offset(
+                            Ts::from_secs_f64(t).saturating_sub(Ts::from_secs_f64(c.first_ts)),
+                        ))
+                    }),
+                    glue_units(&f.message),
+                ],
+            ));
+        }
+    }
+    v
+}
+
+/// Every finding with its message, or `None` when the columns cannot fit.
+fn findings_table(listed: &[&ConnectionReport], opts: &TableOptions) -> Option<Table> {
+    let rows = finding_texts(listed);
+    let texts: Vec<Vec<String>> = rows.iter().map(|(_, t)| t.clone()).collect();
+    let cells: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|(s, t)| {
+            let mut cells: Vec<Cell> = t.iter().map(Cell::new).collect();
+            cells[1] = Cell::new(&t[1]).fg(severity_color(*s));
+            cells
+        })
+        .collect();
+    fitted(
+        &["#", "severity", "finding", "side", "at", "message"],
+        cells,
+        &texts,
+        opts,
+    )
+}
+
+/// Every finding in lines: `#5 [error] unanswered_close (server), at
+/// +300.9 ms:` then the message.
+fn findings_compact(
+    listed: &[&ConnectionReport],
+    out: &mut impl Write,
+    opts: &TableOptions,
+) -> io::Result<()> {
+    let paint = Paint(opts.color);
+    for (s, t) in finding_texts(listed) {
+        let side = if t[3] == "-" {
+            String::new()
+        } else {
+            format!(" ({})", t[3])
+        };
+        let at = if t[4] == "-" {
+            String::new()
+        } else {
+            format!(", {}", nb(&format!("at {}", t[4])))
+        };
+        let head = format!(
+            "#{} {} {}{side}{at}:",
+            t[0],
+            paint.severity(s, &format!("[{}]", t[1])),
+            t[2]
+        );
+        for l in wrap("", "    ", &format!("{head} {}", t[5]), opts.width) {
+            writeln!(out, "{l}")?;
+        }
+    }
+    Ok(())
 }

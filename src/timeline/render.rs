@@ -10,6 +10,7 @@ use crate::close::{Finding, op_name};
 use crate::decode::Endpoint;
 use crate::frame::{self, FrameHeader, OP_BINARY, OP_CLOSE, OP_TEXT};
 use crate::reassembly::Dir;
+pub use crate::report::human::{fmt_duration, fmt_offset};
 use crate::upgrade::{Request, Response};
 
 /// Data frames in a row up to which each keeps its own line; more share one.
@@ -407,73 +408,6 @@ fn finding_text(f: &Finding) -> String {
         f.kind.name(),
         f.message
     )
-}
-
-/// A duration for people, in the unit that fits: `412 µs`, `12.4 ms`,
-/// `3.208 s`, `2 min 03 s`, `1 h 05 min 00 s` (three significant digits,
-/// trailing zeros dropped, below a second; milliseconds below a minute;
-/// whole seconds above).
-pub fn fmt_duration(d: Ts) -> String {
-    human(d, false)
-}
-
-/// A time relative to another, signed: `+412 µs`, `-1.15 ms`, `0 s`. Past
-/// a minute it keeps the milliseconds (`+2 min 03.208 s`): on a timeline,
-/// events after a long silence are often milliseconds apart.
-pub fn fmt_offset(d: Ts) -> String {
-    match d.0 {
-        0 => "0 s".into(),
-        n if n > 0 => format!("+{}", human(d, true)),
-        n => format!("-{}", human(Ts(n.checked_neg().unwrap_or(i64::MAX)), true)),
-    }
-}
-
-fn human(d: Ts, ms_past_a_minute: bool) -> String {
-    let ns = d.0.max(0);
-    let sig3 = |v: f64, unit: &str| {
-        let dec = if v < 9.995 {
-            2
-        } else if v < 99.95 {
-            1
-        } else {
-            0
-        };
-        let t = format!("{v:.dec$}");
-        let t = if t.contains('.') {
-            t.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            &t
-        };
-        format!("{t} {unit}")
-    };
-    match ns {
-        0 => "0 s".into(),
-        1..1_000 => format!("{ns} ns"),
-        1_000..999_500 => sig3(ns as f64 / 1e3, "µs"),
-        999_500..999_500_000 => sig3(ns as f64 / 1e6, "ms"),
-        999_500_000..59_999_500_000 => format!("{:.3} s", ns as f64 / 1e9),
-        _ => {
-            // Whole seconds, or milliseconds, rounded.
-            let unit = if ms_past_a_minute {
-                1_000_000
-            } else {
-                1_000_000_000
-            };
-            let n = ns / unit + i64::from(ns % unit >= unit / 2);
-            let per_s = 1_000_000_000 / unit;
-            let (s, frac) = (n / per_s, n % per_s);
-            let secs = if ms_past_a_minute {
-                format!("{:02}.{frac:03}", s % 60)
-            } else {
-                format!("{:02}", s % 60)
-            };
-            if s < 3600 {
-                format!("{} min {secs} s", s / 60)
-            } else {
-                format!("{} h {:02} min {secs} s", s / 3600, s / 60 % 60)
-            }
-        }
-    }
 }
 
 /// The fraction of a second: 6 digits, 9 when the nanoseconds are used.
