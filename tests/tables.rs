@@ -189,8 +189,8 @@ fn sections_in_order_with_times_for_people() {
     };
     assert!(at("Diagnoses (") < at("Capture from "));
     assert!(at("Capture from ") < at("│ connections "));
-    assert!(at("│ connections ") < at("Connections (17):"));
-    assert!(at("Connections (17):") < at("Findings ("));
+    assert!(at("│ connections ") < at("Connections (17; "));
+    assert!(at("Connections (17; ") < at("Findings ("));
     // The start as a date (UTC with --utc), durations in their unit, the
     // close reason quoted, the path.
     assert!(got.contains("Capture from 2026-11-21 22:52:26.533 UTC, lasting 2.292 s"));
@@ -258,7 +258,7 @@ fn past_50_connections_the_clean_ones_are_counted_not_listed() {
         let one_line = got.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             one_line.contains(
-                "Connections: the 6 not clean of 60; 54 clean connections left out (--all lists them):"
+                "Connections: the 6 not clean of 60; 54 clean connections left out (--all lists them);"
             ),
             "{got}"
         );
@@ -278,6 +278,6 @@ fn past_50_connections_the_clean_ones_are_counted_not_listed() {
         );
         assert_fits(&all, width, "sixty --all");
         assert_whole(&all, &summary, "sixty --all");
-        assert!(all.contains("Connections (60):"), "{all}");
+        assert!(all.contains("Connections (60; "), "{all}");
     }
 }

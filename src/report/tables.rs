@@ -48,18 +48,21 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
     };
     let left_out = summary.connections.len() - listed.len();
     writeln!(out)?;
-    if left_out == 0 {
-        writeln!(out, "Connections ({}):", listed.len())?;
+    let head = if left_out == 0 {
+        format!(
+            "Connections ({}; start times from the capture's start):",
+            listed.len()
+        )
     } else {
-        let head = format!(
-            "Connections: the {} not clean of {}; {left_out} clean connection{} left out (--all lists them):",
+        format!(
+            "Connections: the {} not clean of {}; {left_out} clean connection{} left out (--all lists them); start times from the capture's start:",
             listed.len(),
             summary.connections.len(),
             if left_out == 1 { "" } else { "s" }
-        );
-        for l in wrap("", "  ", &head, opts.width) {
-            writeln!(out, "{l}")?;
-        }
+        )
+    };
+    for l in wrap("", "  ", &head, opts.width) {
+        writeln!(out, "{l}")?;
     }
     let rows: Vec<Row> = listed.iter().map(|c| Row::of(c, start)).collect();
     let wide = (opts.width >= WIDE_MIN)
@@ -100,7 +103,7 @@ fn capture_start(summary: &Summary) -> Option<Ts> {
         .map(Ts::from_secs_f64)
 }
 
-/// "Capture from 2026-12-01 15:07:38.832 UTC, lasting 4.262 s ...".
+/// "Capture from 2026-12-01 15:07:38.832 UTC, lasting 4.262 s".
 fn header(summary: &Summary, start: Option<Ts>, opts: &TableOptions) -> String {
     let Some(start) = start else {
         return "Capture: no packets.".to_string();
@@ -112,7 +115,7 @@ fn header(summary: &Summary, start: Option<Ts>, opts: &TableOptions) -> String {
         .max_by(f64::total_cmp)
         .map_or(start, Ts::from_secs_f64);
     format!(
-        "Capture from {}, lasting {} (connection starts below are from its start)",
+        "Capture from {}, lasting {}",
         fmt_date_time(start, opts.utc),
         fmt_duration(end.saturating_sub(start))
     )
