@@ -152,6 +152,10 @@ pub(crate) struct OutputArgs {
     /// Write the JSON summary to PATH (`-`: stdout, instead of the tables).
     #[arg(long, value_name = "PATH")]
     pub json: Option<String>,
+    /// Also write a self-contained HTML report to PATH (timeline,
+    /// histograms, diagnoses, a table of connections).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<String>,
     /// Seconds the other side has to answer a close frame.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs,
           allow_negative_numbers = true)]
@@ -241,6 +245,9 @@ fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCod
             .map_err(to_stdout),
         Human::Timelines(t) => so.write_all(t.as_bytes()).map_err(to_stdout),
     };
+    if let Some(path) = out.html.as_deref() {
+        summary.write_html_file(path)?;
+    }
     match out.json.as_deref() {
         Some("-") => {
             if let Human::Timelines(t) = human {
@@ -314,6 +321,9 @@ pub fn run() -> Result<ExitCode, Error> {
 fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     if !args.connection.is_empty() {
         timeline::check_inputs(&args.files)?;
+    }
+    if let Some(html) = args.output.html.as_deref() {
+        crate::report::html::check_path(html, &args.files)?;
     }
     let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();

@@ -13,6 +13,7 @@ use crate::diagnose::{Diagnosis, diagnose};
 use crate::tls::NotDecrypted;
 
 mod diagnoses;
+pub mod html;
 pub mod human;
 mod tables;
 
