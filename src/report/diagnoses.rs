@@ -14,7 +14,15 @@ pub fn write(diagnoses: &[Diagnosis], out: &mut impl Write, opts: &TableOptions)
     let width = opts.width;
     let paint = Paint(opts.color);
     if diagnoses.is_empty() {
-        return writeln!(out, "Diagnoses: nothing stands out across connections.\n");
+        for l in wrap(
+            "",
+            "  ",
+            "Diagnoses: nothing stands out across connections.",
+            width,
+        ) {
+            writeln!(out, "{l}")?;
+        }
+        return writeln!(out);
     }
     writeln!(out, "Diagnoses ({}):", diagnoses.len())?;
     for d in diagnoses {
