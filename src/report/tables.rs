@@ -340,7 +340,8 @@ impl Row {
         } else {
             let mut s = format!("{}/{}", code(&cl.client_frame), code(&cl.server_frame));
             if let Some(i) = cl.initiator {
-                s.push_str(&nb(&format!(" by {}", i.name())));
+                s.push(' ');
+                s.push_str(&nb(&format!("by {}", i.name())));
             }
             // The first closer's reason, else the answer's.
             let (a, b) = match cl.initiator {
