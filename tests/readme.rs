@@ -71,6 +71,7 @@ fn readme_examples_print_what_the_readme_shows() {
             .current_dir(root)
             .env("PATH", &path)
             .env("NO_COLOR", "1")
+            .env_remove("COLUMNS")
             .output()
             .expect("run the example");
         let got = String::from_utf8_lossy(&out.stdout);
