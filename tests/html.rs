@@ -301,7 +301,15 @@ fn scale(n: usize, max_bytes: u64) {
         assert_eq!(rendered(&dom), (n, n.min(500)));
         assert!(dom.contains("<aside id=\"details\" data-shown=\"7\">"));
         assert!(took < Duration::from_secs(90), "chromium took {took:?}");
-        line += &format!("; chromium --dump-dom {:.2} s", took.as_secs_f64());
+        let script_ms = dom
+            .split("data-ms=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or("?");
+        line += &format!(
+            "; chromium --dump-dom {:.2} s (its script {script_ms} ms)",
+            took.as_secs_f64()
+        );
         let shot = out_dir().join(format!("many-{n}.png"));
         let _ = headless(
             &bin,

@@ -13,6 +13,7 @@
    13 initiator, 14 client close frame, 15 server close frame. */
 (function () {
   "use strict";
+  var began = performance.now(), tookMs = -1;
   var D = JSON.parse(document.getElementById("wsclose-data").textContent);
   var prev = 0;
   var C = D.conns.map(function (p) {
@@ -272,10 +273,14 @@
     var st = document.getElementById("render-status");
     st.dataset.bars = String(bars);
     st.dataset.rows = String(shownRows);
+    if (tookMs >= 0) st.dataset.ms = String(tookMs);
     st.textContent = "rendered: " + bars + " bars, " + shownRows + " table rows" +
       (details.dataset.shown ? ", details of connection " + details.dataset.shown : "");
   }
   window.addEventListener("hashchange", fromHash);
   renderTable();
   fromHash();
+  /* The time the script took to draw the page (layout aside). */
+  tookMs = Math.round(performance.now() - began);
+  status();
 })();
