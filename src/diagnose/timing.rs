@@ -261,6 +261,7 @@ const MASS: usize = 5;
 
 pub fn mass_disconnects(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
     let mut events = disconnects(conns);
+    let chance = Background::of(conns, events.len());
     let mut out = Vec::new();
     loop {
         // The 1.0 s window holding the most events.
@@ -274,13 +275,68 @@ pub fn mass_disconnects(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
                 best = (i, j + 1);
             }
         }
-        if best.1 - best.0 < MASS {
+        let k = best.1 - best.0;
+        if k < MASS || !chance.stands_out(k) {
             break;
         }
         let group: Vec<_> = events.drain(best.0..best.1).collect();
         out.push(mass_entry(&group));
     }
     out
+}
+
+/// The steady rate of disconnects over the capture, against which a burst
+/// must stand out: a service whose connections end all the time (tens a
+/// second) has 5 in some second by chance, and that is no event. With `n`
+/// disconnects over `T` seconds, a 1 s window holds Poisson(n/T) of them by
+/// chance; a group of `k` counts when `T * P(X >= k) < 0.05`. A burst in
+/// an otherwise quiet capture passes easily (5 in one second out of 5 in a
+/// minute: about 1e-4).
+struct Background {
+    rate: f64,
+    windows: f64,
+}
+
+impl Background {
+    fn of(conns: &[ConnectionReport], events: usize) -> Background {
+        let start = conns.iter().map(|c| c.first_ts).fold(f64::MAX, f64::min);
+        let end = conns.iter().map(|c| c.last_ts).fold(f64::MIN, f64::max);
+        let span = (end - start).max(1.0);
+        Background {
+            rate: events as f64 / span,
+            windows: span,
+        }
+    }
+
+    fn stands_out(&self, k: usize) -> bool {
+        self.windows.ln() + ln_poisson_tail(self.rate, k) < ALPHA_MASS.ln()
+    }
+}
+
+/// Chance below which a burst of disconnects stands out.
+const ALPHA_MASS: f64 = 0.05;
+
+/// `ln P(X >= k)` for `X ~ Poisson(lambda)`.
+fn ln_poisson_tail(lambda: f64, k: usize) -> f64 {
+    if lambda <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if (k as f64) <= lambda {
+        return 0.0;
+    }
+    // ln of the first term, e^-l l^k / k!, then the next terms relative to
+    // it (each term/previous = l/(j+1) < 1 past k > l, so this converges).
+    let ln_fact: f64 = (1..=k).map(|i| (i as f64).ln()).sum();
+    let first = -lambda + k as f64 * lambda.ln() - ln_fact;
+    let (mut sum, mut term) = (1.0, 1.0);
+    for j in k..k + 10_000 {
+        term *= lambda / (j + 1) as f64;
+        sum += term;
+        if term < 1e-12 * sum {
+            break;
+        }
+    }
+    first + sum.ln()
 }
 
 fn mass_entry(group: &[(f64, Side, &ConnectionReport)]) -> Diagnosis {
@@ -375,6 +431,24 @@ mod tests {
         // Too loose for three alone, and too short to be a timeout.
         assert!(clusters(&[1.0, 1.4, 1.5]).is_empty());
         assert!(clusters(&[0.01, 0.011, 0.012, 0.013]).is_empty());
+    }
+
+    #[test]
+    fn poisson_tail() {
+        // P(X >= 5) for lambda 0.5: 1.7e-4.
+        assert!((ln_poisson_tail(0.5, 5).exp() - 1.7212e-4).abs() < 1e-7);
+        assert_eq!(ln_poisson_tail(50.0, 40), 0.0);
+        let b = Background {
+            rate: 5.0 / 60.0,
+            windows: 60.0,
+        };
+        assert!(b.stands_out(5), "5 together in a quiet minute");
+        let steady = Background {
+            rate: 50.0,
+            windows: 1000.0,
+        };
+        assert!(!steady.stands_out(60), "a steady 50 a second");
+        assert!(steady.stands_out(200), "four times the rate in one second");
     }
 
     #[test]
