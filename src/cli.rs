@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -48,7 +49,7 @@ pub(crate) enum Command {
     Interfaces,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SniffArgs {
     /// Interface to capture on (`any` for all; see `wsclose interfaces`).
     #[arg(short, long, value_name = "NAME")]
@@ -85,7 +86,7 @@ pub(crate) struct SniffArgs {
 
 /// wss: keys to decrypt with, and ports to take as TLS that may carry
 /// WebSocket.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TlsArgs {
     /// A key log in the NSS format SSLKEYLOGFILE writes, to decrypt wss
     /// connections with (repeatable). `sniff` reads it again as it grows.
@@ -97,11 +98,14 @@ pub(crate) struct TlsArgs {
     pub tls_port: Vec<u16>,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AnalyzeArgs {
     /// Capture files, `-` for stdin.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "read", value_name = "FILE")]
     pub files: Vec<String>,
+    /// A capture file, as tcpdump's and tshark's `-r` (repeatable).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Vec<String>,
     /// Print the life of connection ID (the `#` of the tables) instead of
     /// the tables: its frames, silences, FIN/RST and findings in time order,
     /// and a display filter for Wireshark. Repeatable; files only (the
@@ -117,7 +121,7 @@ pub(crate) struct AnalyzeArgs {
 }
 
 /// Memory caps: memory stays bounded by these, whatever the capture holds.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LimitArgs {
     /// TCP flows tracked at once; past it the least recently active are
     /// evicted (and counted in the summary's `limits`).
@@ -147,7 +151,7 @@ impl LimitArgs {
     }
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct OutputArgs {
     /// Write the JSON summary to PATH (`-`: stdout, instead of the tables).
     #[arg(long, value_name = "PATH")]
@@ -316,15 +320,45 @@ pub fn run() -> Result<ExitCode, Error> {
     }
 }
 
+/// No traps: an output that would overwrite an input, or an input given
+/// twice (its packets would count twice), is a usage error.
+fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
+    use crate::report::html::same_file;
+    for (flag, path) in [("--json", &out.json), ("--html", &out.html)] {
+        let Some(p) = path.as_deref().filter(|p| *p != "-") else {
+            continue;
+        };
+        if files
+            .iter()
+            .any(|f| f != "-" && same_file(Path::new(p), Path::new(f)))
+        {
+            return Err(Error::Usage(format!(
+                "{flag} {p} is one of the inputs; give another path for the output"
+            )));
+        }
+    }
+    for (i, a) in files.iter().enumerate() {
+        let twice = files[i + 1..].iter().any(|b| {
+            (a == "-" && b == "-")
+                || (a != "-" && b != "-" && same_file(Path::new(a), Path::new(b)))
+        });
+        if twice {
+            return Err(Error::Usage(format!("{a} is given twice")));
+        }
+    }
+    Ok(())
+}
+
 /// `wsclose analyze`: the tables (or the timelines of `--connection`) and
 /// the JSON summary of the files.
 fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
+    let mut args = args.clone();
+    args.files.extend(args.read.drain(..));
+    let args = &args;
     if !args.connection.is_empty() {
         timeline::check_inputs(&args.files)?;
     }
-    if let Some(html) = args.output.html.as_deref() {
-        crate::report::html::check_path(html, &args.files)?;
-    }
+    check_paths(&args.files, &args.output)?;
     let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();
     let (summary, warnings) = analyze_files(&args.files, settings.clone(), limits)?;

@@ -100,3 +100,38 @@ fn nonsensical_caps_and_timeouts_are_one_line_usage_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// No traps: an output over an input, or an input given twice, is a usage
+/// error (exit 2, one line, the input untouched); `-r FILE` reads a file as
+/// tcpdump's and tshark's `-r` do.
+#[test]
+fn outputs_over_inputs_and_inputs_twice_are_refused() {
+    let dir = std::env::temp_dir().join(format!("wsclose-traps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("in.pcap");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/close-timeout.pcap");
+    std::fs::copy(&sample, &input).expect("copy sample");
+    let before = std::fs::read(&input).expect("read input");
+    let p = input.to_str().expect("utf-8 path");
+    let cases: [&[&str]; 4] = [&[p, "--json", p], &[p, "--html", p], &[p, p], &[p, "-r", p]];
+    for args in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .arg("analyze")
+            .args(args)
+            .output()
+            .expect("wsclose runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(std::fs::read(&input).expect("read input"), before);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["analyze", "-r", p, "--json", "-"])
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["totals"]["connections"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

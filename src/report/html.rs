@@ -50,7 +50,8 @@ pub fn check_path(html: &str, inputs: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether two paths name the same file (directly, or once resolved).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {
         return true;
     }
