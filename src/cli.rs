@@ -353,7 +353,7 @@ fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
 /// the JSON summary of the files.
 fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let mut args = args.clone();
-    args.files.extend(args.read.drain(..));
+    args.files.append(&mut args.read);
     let args = &args;
     if !args.connection.is_empty() {
         timeline::check_inputs(&args.files)?;

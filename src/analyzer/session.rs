@@ -4,7 +4,7 @@
 
 use super::tls_layer::TlsLayer;
 use crate::Ts;
-use crate::close::{ConnMeta, ConnectionReport, Settings, Side, Tracker, Transport};
+use crate::close::{ConnMeta, ConnectionReport, Outcome, Settings, Side, Tracker, Transport};
 use crate::decode::TcpSegment;
 use crate::frame::{self, FrameDecoder, FrameEvent};
 use crate::reassembly::{Dir, FlowKey, StreamSink};
@@ -121,7 +121,9 @@ impl Session {
         let tls = ws.tls.as_deref();
         let mut r = match (ws.tracker.report(&self.meta, end, settings), tls) {
             (Some(r), _) => r,
-            (None, Some(t)) if !t.conn.status().decrypted && t.listed_encrypted(self.tls_port) => {
+            // No WebSocket seen in it (undecrypted, or keys for the
+            // handshake only): listed as encrypted when it may carry one.
+            (None, Some(t)) if t.listed_encrypted(self.tls_port) => {
                 let ended = ws.tracker.ended();
                 let idle = t.idle_s(&self.meta, ended);
                 ws.tracker
@@ -136,7 +138,14 @@ impl Session {
                 Side::Server
             };
             r.transport = Transport::Tls;
-            r.tls = Some(t.report(client_side));
+            let mut tls = t.report(client_side);
+            if r.close.outcome == Outcome::Encrypted && tls.decrypted {
+                // Keys opened the handshake but no application data: what
+                // matters, the WebSocket inside, was not decrypted.
+                tls.decrypted = false;
+                tls.not_decrypted_reason = Some(NotDecrypted::NoKey.as_str());
+            }
+            r.tls = Some(tls);
         }
         Some(r)
     }
@@ -328,10 +337,19 @@ impl Session {
         let client = layer.client;
         let fed = layer.feed(dir, ts, data, &mut |ev| self.tls_event(client, ev));
         if fed.is_err() {
-            // Not TLS after all.
-            self.tls_tally = None;
-            self.ignore();
-            return;
+            if !layer.conn.facts().client_hello_seen() {
+                // Not TLS after all (a `--tls-port` carrying plaintext):
+                // the bytes take the plaintext path.
+                self.plain_data(dir, ts, data);
+                return;
+            }
+            // Garbage inside a TLS connection: that direction's records
+            // can no longer be read, like after a gap; the rest stands.
+            let td = layer.tls_dir(dir);
+            layer.conn.gap(td);
+            if let Some(ws) = self.ws.as_deref_mut() {
+                ws.tracker.gap(dir, ts, 0);
+            }
         }
         if self.mode == Mode::Ignored {
             // Decrypted, but not WebSocket: only the tally is kept.

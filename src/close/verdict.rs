@@ -479,8 +479,15 @@ impl Verdict<'_> {
             let when = self.rel(s.ts);
             let msg = match s.kind {
                 Kind::CaptureGap => format!(
-                    "{} byte(s) sent by the {who} are missing from the capture ({} gap(s), the first {when}); the analysis after it may be incomplete",
-                    s.bytes, s.count,
+                    "{} sent by the {who} are missing from the capture ({} gap(s), the first {when}); the analysis after it may be incomplete",
+                    // A gap in decrypted data (its keys came late, or a
+                    // record could not be read) has no known size.
+                    if s.bytes == 0 || s.bytes >= u64::MAX / 2 {
+                        "bytes".to_string()
+                    } else {
+                        format!("{} byte(s)", s.bytes)
+                    },
+                    s.count,
                 ),
                 Kind::ResetAfterClose => format!(
                     "the {who} reset the TCP connection (RST) after the closing handshake began, {when}{}",

@@ -364,8 +364,9 @@ fn mass_entry(group: &[(f64, Side, &ConnectionReport)]) -> Diagnosis {
 
 /// An epoch time as "2026-12-01 14:51:26.412 UTC".
 pub fn fmt_utc(t: f64) -> String {
+    // Saturating: a crafted capture can carry any time.
     let ms = (t * 1000.0).round() as i64;
-    let (year, month, day, sod, nanos) = Ts(ms * 1_000_000).utc_parts();
+    let (year, month, day, sod, nanos) = Ts(ms.saturating_mul(1_000_000)).utc_parts();
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
         sod / 3600,
