@@ -495,13 +495,16 @@ impl StreamSink for Session {
     /// Gives up partial HTTP heads when the global memory cap is reached
     /// (counted in `limits`): a request that cannot be read leaves the flow
     /// unrecognised; a lost response is handled as one lost to a capture
-    /// gap (frames are looked for after it). Returns the bytes freed.
+    /// gap (frames are looked for after it). TLS gives back only the
+    /// buffers that hold nothing: dropping a partial record would stop
+    /// decryption and turn verdicts wrong without a trace. Returns the
+    /// bytes freed.
     fn shed(&mut self) -> usize {
         let mut freed = self
             .ws
             .as_mut()
             .and_then(|w| w.tls.as_mut())
-            .map_or(0, |t| t.conn.shed());
+            .map_or(0, |t| t.conn.trim());
         for dir in [Dir::A, Dir::B] {
             let n = std::mem::take(&mut self.head[dir.idx()]).capacity();
             if n == 0 {
