@@ -225,16 +225,13 @@ pub(crate) fn run(
     on_ready(&run.stats.link_type);
     let fd = cap.as_raw_fd();
     let started = Instant::now();
-    let mut last_reload = started.checked_sub(TICK).unwrap_or(started);
     while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| started.elapsed() < d) {
         // A key log written while the capture runs (a browser's, a test's):
-        // what was appended, read before the packets that may need it (at
-        // most once a tick).
-        if last_reload.elapsed() >= TICK
-            && let Ok(mut keys) = analyzer.settings().keys.write()
-        {
+        // what was appended, read before every batch of packets, which may
+        // hold a whole short connection that needs it (a stat and a read of
+        // the new bytes).
+        if let Ok(mut keys) = analyzer.settings().keys.write() {
             let _ = keys.reload();
-            last_reload = Instant::now();
         }
         let (got, done) = run.batch(&mut cap, analyzer)?;
         if done {
