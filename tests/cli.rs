@@ -135,3 +135,47 @@ fn outputs_over_inputs_and_inputs_twice_are_refused() {
     assert_eq!(v["totals"]["connections"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// gzip- and zstd-compressed captures are read transparently, as files and
+/// through stdin, and give the same connections as the plain capture.
+#[test]
+fn compressed_captures_are_read_transparently() {
+    use std::io::Write as _;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/many-connections.pcap");
+    let plain = std::fs::read(&sample).expect("sample");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let zst = zstd::encode_all(&plain[..], 3).expect("zstd");
+    let dir = std::env::temp_dir().join(format!("wsclose-compressed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = |args: &[&str], stdin: Option<&[u8]>| -> serde_json::Value {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsclose"));
+        cmd.arg("analyze").args(args).args(["--json", "-"]);
+        let out = match stdin {
+            None => cmd.output().expect("wsclose runs"),
+            Some(bytes) => {
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped());
+                let mut child = cmd.spawn().expect("wsclose runs");
+                let mut si = child.stdin.take().expect("stdin");
+                si.write_all(bytes).expect("write stdin");
+                drop(si);
+                child.wait_with_output().expect("wsclose ends")
+            }
+        };
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let want = run(&[sample.to_str().expect("path")], None)["connections"].clone();
+    assert_eq!(want.as_array().map(Vec::len), Some(17));
+    for (name, bytes) in [("c.pcap.gz", &gz), ("c.pcap.zst", &zst)] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let file = run(&[path.to_str().expect("path")], None);
+        assert_eq!(file["connections"], want, "{name} as a file");
+        let piped = run(&["-"], Some(bytes));
+        assert_eq!(piped["connections"], want, "{name} through stdin");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

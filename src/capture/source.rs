@@ -4,9 +4,10 @@
 //! format parsers see a slice either way and packets are never copied.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::OnceLock;
 
+use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 
 use crate::error::Error;
@@ -71,20 +72,46 @@ enum Kind {
     },
 }
 
+/// Compressed captures read transparently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else {
+            None
+        }
+    }
+}
+
 impl Source {
     /// Opens `name` (`-` for stdin): a regular file is mapped, anything else
     /// (a FIFO, a character device) is read as a stream.
     pub(super) fn open(name: &str) -> Result<Source, Error> {
         if name == "-" {
-            return Ok(Source::stream(Box::new(io::stdin())));
+            return Source::decompressed(name, Box::new(io::stdin()));
         }
-        let file = File::open(name).map_err(|e| Error::io(name, e))?;
+        let mut file = File::open(name).map_err(|e| Error::io(name, e))?;
         let meta = file.metadata().map_err(|e| Error::io(name, e))?;
         if meta.is_dir() {
             return Err(Error::input(name, "is a directory"));
         }
         if !meta.is_file() {
-            return Ok(Source::stream(Box::new(file)));
+            return Source::decompressed(name, Box::new(file));
+        }
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(|e| Error::io(name, e))?;
+        if Compression::of(&magic[..n]).is_some() {
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(name, e))?;
+            return Source::decompressed(name, Box::new(file));
         }
         if meta.len() == 0 {
             return Ok(Source {
@@ -106,6 +133,22 @@ impl Source {
                 release_refused: false,
             },
             offset: 0,
+        })
+    }
+
+    /// A stream that may be gzip- or zstd-compressed (as tshark reads gzip),
+    /// told by its first bytes: decompressed as it is read.
+    fn decompressed(name: &str, reader: Box<dyn Read + Send>) -> Result<Source, Error> {
+        let mut r = BufReader::with_capacity(CHUNK, reader);
+        let head = r.fill_buf().map_err(|e| Error::io(name, e))?;
+        Ok(match Compression::of(head) {
+            None => Source::stream(Box::new(r)),
+            Some(Compression::Gzip) => Source::stream(Box::new(MultiGzDecoder::new(r))),
+            Some(Compression::Zstd) => {
+                let d =
+                    zstd::stream::read::Decoder::with_buffer(r).map_err(|e| Error::io(name, e))?;
+                Source::stream(Box::new(d))
+            }
         })
     }
 
