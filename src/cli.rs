@@ -47,6 +47,14 @@ pub(crate) enum Command {
     Sniff(SniffArgs),
     /// List the interfaces that can be captured on (like `tcpdump -D`).
     Interfaces,
+    /// Print a shell completion script: `wsclose completions bash >
+    /// /etc/bash_completion.d/wsclose` (zsh, fish, elvish, powershell too).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `wsclose man > wsclose.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -317,6 +325,18 @@ pub fn run() -> Result<ExitCode, Error> {
         Command::Analyze(args) => analyze(&args),
         Command::Sniff(args) => sniff(&args),
         Command::Interfaces => list_interfaces(),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "wsclose", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut io::stdout())
+                .map_err(|e| Error::io("stdout", e))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -179,3 +179,36 @@ fn compressed_captures_are_read_transparently() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Shell integration: completion scripts that name the subcommands and
+/// flags, and a manual page, generated from the same definitions as the
+/// parser.
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .args(["completions", shell])
+            .output()
+            .expect("wsclose runs");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in ["analyze", "sniff", "keylog", "close-timeout"] {
+            assert!(text.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("man")
+        .output()
+        .expect("wsclose runs");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        page.contains(".TH wsclose 1") && page.contains("analyze"),
+        "{page}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["completions", "nosuchshell"])
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(bad.status.code(), Some(2));
+}
