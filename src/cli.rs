@@ -459,7 +459,7 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     let stop = live::stop_on_signals()?;
     let mut lines = JsonLines::open(args.jsonl.as_deref(), Arc::clone(&stop))?;
     let opts = LiveOptions {
-        interface: args.interface.clone(),
+        interface: live::resolve_interface(&args.interface)?,
         filter: args.filter.clone(),
         snaplen: args.snaplen,
         promisc: args.promisc,
@@ -491,7 +491,7 @@ fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
         }),
         ..source(
             "interface",
-            &args.interface,
+            &opts.interface,
             &stats.link_type,
             &stats.counts,
         )

@@ -97,6 +97,27 @@ pub(crate) fn interfaces() -> Result<Vec<Device>, Error> {
     Device::list().map_err(|e| Error::device("interfaces", e.to_string()))
 }
 
+/// An interface by name, or by the number `wsclose interfaces` prints
+/// (as tcpdump's `-i N` takes the numbers of `-D`).
+pub(crate) fn resolve_interface(name: &str) -> Result<String, Error> {
+    let Ok(n) = name.parse::<usize>() else {
+        return Ok(name.to_string());
+    };
+    let all = interfaces()?;
+    n.checked_sub(1)
+        .and_then(|i| all.get(i))
+        .map(|d| d.name.clone())
+        .ok_or_else(|| {
+            Error::device(
+                name,
+                format!(
+                    "no interface number {n} (wsclose interfaces lists {})",
+                    all.len()
+                ),
+            )
+        })
+}
+
 /// Installs the stop flag for SIGINT and SIGTERM. A second signal while
 /// the summary is being written ends the process at once.
 pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {

@@ -212,3 +212,57 @@ fn completions_and_man_page() {
         .expect("wsclose runs");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `sniff -i N` takes the numbers `wsclose interfaces` prints (as tcpdump's
+/// `-i N` those of `-D`); an unknown number is one line and exit 2.
+#[test]
+fn sniff_takes_interface_numbers() {
+    let list = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("interfaces")
+        .output()
+        .expect("wsclose runs");
+    let text = String::from_utf8_lossy(&list.stdout);
+    let count = text.lines().filter(|l| l.contains(" ┆ ")).count() - 1;
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "999", "--duration", "0.1"])
+        .output()
+        .expect("wsclose runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no interface number 999"), "{err}");
+    assert!(err.contains(&format!("lists {count}")), "{err}\n{text}");
+    // Capturing needs root: the rest only then.
+    if running_as_root() {
+        let lo = text
+            .lines()
+            .find(|l| l.split('┆').nth(1).is_some_and(|c| c.trim() == "lo"))
+            .and_then(|l| l.trim_start_matches('│').split('┆').next())
+            .map(|n| n.trim().to_string())
+            .expect("lo is listed");
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .args(["sniff", "-i", &lo, "--duration", "0.3", "--json", "-"])
+            .output()
+            .expect("wsclose runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["sources"][0]["name"], "lo");
+    } else {
+        eprintln!("skipped the capture part: not root");
+    }
+}
+
+/// Whether the tests run as root (from /proc, no unsafe call).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
