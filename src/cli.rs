@@ -16,7 +16,7 @@ use crate::analyzer::{Analyzer, Decided};
 use crate::close::{Settings, Severity};
 use crate::error::Error;
 use crate::live::{self, LiveOptions};
-use crate::pipeline::{analyze_files, source, summary_of};
+use crate::pipeline::{analyze_files, analyze_files_until, source, summary_of};
 use crate::reassembly::Limits;
 use crate::report::{ColorChoice, KernelStats, Source, Summary, TableOptions};
 use crate::timeline;
@@ -381,7 +381,18 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     check_paths(&args.files, &args.output)?;
     let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();
-    let (summary, warnings) = analyze_files(&args.files, settings.clone(), limits)?;
+    // Ctrl-C while reading a pipe (`tcpdump -w - | wsclose analyze -`):
+    // stop reading and report what was read; a second one quits at once.
+    let reads_a_pipe = args
+        .files
+        .iter()
+        .any(|f| f == "-" || std::fs::metadata(f).is_ok_and(|m| !m.is_file()));
+    let (summary, warnings) = if reads_a_pipe {
+        let stop = live::stop_on_signals()?;
+        analyze_files_until(&args.files, settings.clone(), limits, &stop)?
+    } else {
+        analyze_files(&args.files, settings.clone(), limits)?
+    };
     for w in &warnings {
         eprintln!("wsclose: warning: {w}");
     }

@@ -6,6 +6,7 @@
 //! as skipped and what moves the capture's clock is decided once.
 
 use std::io::{self, IsTerminal};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats};
@@ -55,6 +56,17 @@ pub fn analyze_files(
     analyze_readers(open_all(names)?, settings, limits)
 }
 
+/// Like [`analyze_files`], stopping early when `stop` is set (Ctrl-C while
+/// reading a pipe): what was read is reported.
+pub(crate) fn analyze_files_until(
+    names: &[String],
+    settings: Settings,
+    limits: Limits,
+    stop: &AtomicBool,
+) -> Result<(Summary, Vec<String>), Error> {
+    run_readers(open_all(names)?, settings, limits, Some(stop))
+}
+
 /// Opens every input, failing on the first that cannot be read: a run
 /// with a missing file reports nothing rather than half a capture.
 pub(crate) fn open_all(names: &[String]) -> Result<Vec<FileReader>, Error> {
@@ -68,11 +80,20 @@ pub fn analyze_readers(
     settings: Settings,
     limits: Limits,
 ) -> Result<(Summary, Vec<String>), Error> {
+    run_readers(readers, settings, limits, None)
+}
+
+fn run_readers(
+    readers: Vec<FileReader>,
+    settings: Settings,
+    limits: Limits,
+    stop: Option<&AtomicBool>,
+) -> Result<(Summary, Vec<String>), Error> {
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
     let mut analyzer = Analyzer::new(settings.clone(), limits);
     let mut n: u64 = 0;
-    while merged.advance()? {
+    while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
         n += 1;
         for text in merged.take_secrets() {
             if let Ok(mut k) = settings.keys.write() {

@@ -266,3 +266,39 @@ fn running_as_root() -> bool {
             == Some("0")
     })
 }
+
+/// Ctrl-C while reading a pipe (`tcpdump -w - | wsclose analyze -`, where
+/// both get the signal and tcpdump closes the pipe): the report of what was
+/// read is written, exit 0.
+#[test]
+fn ctrl_c_on_a_pipe_writes_the_report_of_what_was_read() {
+    use std::io::Write as _;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/many-connections.pcap");
+    let bytes = std::fs::read(&sample).expect("sample");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["analyze", "-", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wsclose runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&bytes).expect("write the capture");
+    stdin.flush().expect("flush");
+    // Let it read what is there, then Ctrl-C it while the pipe is open.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status();
+    assert!(kill.is_ok_and(|s| s.success()), "kill -INT");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    drop(stdin); // the writer (tcpdump) exits on the same Ctrl-C
+    let out = child.wait_with_output().expect("wsclose ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report");
+    assert_eq!(v["totals"]["connections"], 17);
+}
