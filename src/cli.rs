@@ -175,6 +175,10 @@ pub(crate) struct OutputArgs {
     /// Exit with status 1 when a finding of this severity or worse is found.
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    /// Exit with status 1 when fewer WebSocket connections than this were
+    /// found (a CI job whose capture saw nothing has not tested anything).
+    #[arg(long, value_name = "N")]
+    pub min_connections: Option<u64>,
     /// Colour outcomes and severities in the tables: `auto` when the output
     /// is a terminal and NO_COLOR is not set.
     #[arg(long, value_name = "WHEN", default_value = "auto")]
@@ -280,9 +284,13 @@ fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCod
         None => tables(&mut so)?,
     }
     so.flush().map_err(to_stdout)?;
-    let fail = out
-        .fail_on
-        .is_some_and(|f| summary.worst().is_some_and(|w| w >= f.severity()));
+    let too_few = out
+        .min_connections
+        .is_some_and(|n| summary.totals.connections < n);
+    let fail = too_few
+        || out
+            .fail_on
+            .is_some_and(|f| summary.worst().is_some_and(|w| w >= f.severity()));
     Ok(if fail {
         ExitCode::from(1)
     } else {

@@ -42,6 +42,9 @@ pub struct TcpSegment<'a> {
     /// IPv4 TTL or IPv6 hop limit: an RST whose TTL no earlier packet of
     /// its sender had was injected on the path (`foreign_reset`).
     pub ttl: u8,
+    /// The packet was cut short by the capture's snap length: its payload
+    /// is shorter than what was sent.
+    pub cut: bool,
     /// The payload as captured (shorter than sent when the snap length cut it).
     pub payload: &'a [u8],
 }
@@ -130,7 +133,7 @@ fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
 }
 
 fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
-    let (src, dst, ttl, fragmented) = match &p.net {
+    let (src, dst, ttl, fragmented, cut) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             (
@@ -138,6 +141,7 @@ fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
                 IpAddr::V4(h.destination_addr()),
                 h.ttl(),
                 v4.payload().fragmented,
+                v4.payload().incomplete,
             )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -147,6 +151,7 @@ fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
                 IpAddr::V6(h.destination_addr()),
                 h.hop_limit(),
                 v6.payload().fragmented,
+                v6.payload().incomplete,
             )
         }
         Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotTcp),
@@ -178,6 +183,7 @@ fn segment<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, Skip> {
             fin: tcp.fin(),
             rst: tcp.rst(),
             ttl,
+            cut,
             payload: tcp.payload(),
         }),
         Some(_) => Err(Skip::NotTcp),
@@ -241,6 +247,8 @@ mod tests {
         let pkt = tcp_v4(&[7u8; 100]);
         let s = decode(Linktype::ETHERNET, &pkt[..pkt.len() - 40]).unwrap();
         assert_eq!(s.payload.len(), 60);
+        assert!(s.cut, "the snap length cut it");
+        assert!(!decode(Linktype::ETHERNET, &pkt).unwrap().cut);
     }
 
     #[test]

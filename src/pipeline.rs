@@ -233,6 +233,8 @@ pub(crate) fn summary_of(
         gaps: r.gaps,
         gap_bytes: r.gap_bytes,
         tls: stats.tls.into(),
+        cut_segments: stats.cut_segments,
+        plain_http_flows: stats.plain_http_flows,
     };
     let limits_out = LimitsOut {
         max_flows: limits.max_flows as u64,

@@ -302,3 +302,42 @@ fn ctrl_c_on_a_pipe_writes_the_report_of_what_was_read() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report");
     assert_eq!(v["totals"]["connections"], 17);
 }
+
+/// A capture with no WebSocket connection says what it held instead, and
+/// `--min-connections` makes such a run fail (exit 1) after the report.
+#[test]
+fn nothing_found_says_why_and_min_connections_fails() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let h2 = dir.join("wss-alpn-h2.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg(&h2)
+        .env("COLUMNS", "200")
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("No WebSocket connection found. The capture held 1 TCP flow(s)")
+            && text.contains("1 TLS connection(s) not listed"),
+        "{text}"
+    );
+    for (min, status) in [("1", 1), ("0", 0)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .arg("analyze")
+            .arg(&h2)
+            .args(["--min-connections", min, "--json", "-"])
+            .output()
+            .expect("wsclose runs");
+        assert_eq!(out.status.code(), Some(status), "--min-connections {min}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON first");
+        assert_eq!(v["analysis"]["tls"]["seen"], 1);
+    }
+    let ok = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg(dir.join("close-timeout.pcap"))
+        .args(["--min-connections", "1", "--json", "-"])
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(ok.status.code(), Some(0));
+}

@@ -325,6 +325,7 @@ fn run_reassembly_lossy(
             fin,
             rst: false,
             ttl: 64,
+            cut: false,
             payload,
         };
         t += 1000;

@@ -106,6 +106,7 @@ impl Table {
             fin: s.fin,
             rst: false,
             ttl: 64,
+            cut: false,
             payload: s.data,
         };
         let Table { t, out, made, .. } = self;
@@ -456,6 +457,7 @@ fn measure(limits: Limits, segs: impl Iterator<Item = (u16, u32, usize)>) -> (is
             fin: false,
             rst: false,
             ttl: 64,
+            cut: false,
             payload: &payload[..len],
         };
         table.process(Ts(n), &seg, &mut |_, _, _| Tally::default(), &mut |_, _| {});

@@ -265,6 +265,7 @@ impl Segments {
             fin: flags & 0x40 != 0,
             rst: flags & 0x80 != 0,
             ttl: 64,
+            cut: false,
             payload: &self.payload,
         };
         Some((Ts(self.ts), seg))

@@ -30,6 +30,10 @@ pub struct AnalyzerStats {
     pub websocket_evicted: u64,
     /// TLS connections, listed or not.
     pub tls: TlsCounts,
+    /// TCP segments cut short by the capture's snap length.
+    pub cut_segments: u64,
+    /// Flows that carried plain HTTP (a request without an upgrade).
+    pub plain_http_flows: u64,
 }
 
 /// TLS connections seen, decrypted, and why the others were not (the
@@ -77,6 +81,8 @@ pub struct Analyzer {
     /// The run's key log (wss), handed to each TLS session.
     keys: SharedKeys,
     tls: TlsCounts,
+    cut_segments: u64,
+    plain_http_flows: u64,
 }
 
 /// What the analyzer keeps to report connections as soon as they are
@@ -104,6 +110,8 @@ impl Analyzer {
             keys: settings.keys.clone(),
             settings,
             tls: TlsCounts::default(),
+            cut_segments: 0,
+            plain_http_flows: 0,
         }
     }
 
@@ -132,6 +140,7 @@ impl Analyzer {
     /// One TCP segment, captured at `ts`.
     pub fn packet(&mut self, ts: Ts, seg: &TcpSegment<'_>) {
         self.tcp_segments += 1;
+        self.cut_segments += u64::from(seg.cut);
         self.note_time(ts);
         let Analyzer {
             table,
@@ -143,6 +152,7 @@ impl Analyzer {
             trace,
             keys,
             tls,
+            plain_http_flows,
             ..
         } = self;
         let mut out = table.process(
@@ -159,6 +169,7 @@ impl Analyzer {
                 if let Some(t) = s.tls_tally() {
                     tls.add(t);
                 }
+                *plain_http_flows += u64::from(s.plain_http);
                 // Over (or evicted): nothing more will change its verdict.
                 if let Some(r) = s.report(ts, settings) {
                     if why == Release::Evicted {
@@ -271,6 +282,8 @@ impl Analyzer {
             websocket_evicted,
             mut live,
             mut tls,
+            cut_segments,
+            mut plain_http_flows,
             ..
         } = self;
         let end = now.unwrap_or_default();
@@ -278,6 +291,7 @@ impl Analyzer {
             if let Some(t) = s.tls_tally() {
                 tls.add(t);
             }
+            plain_http_flows += u64::from(s.plain_http);
             if let Some(r) = s.report(end, &settings) {
                 if let Some(l) = live.as_mut()
                     && !s.emitted
@@ -292,6 +306,8 @@ impl Analyzer {
             reassembly,
             websocket_evicted,
             tls,
+            cut_segments,
+            plain_http_flows,
         };
         reports.sort_by_key(|r| r.order);
         for (i, r) in reports.iter_mut().enumerate() {

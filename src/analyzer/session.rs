@@ -81,6 +81,9 @@ pub struct Session {
     trace: Option<Box<Tracer>>,
     /// A port of the flow was named with `--tls-port`.
     tls_port: bool,
+    /// An HTTP request without an upgrade was seen (plain HTTP), for the
+    /// explanation of a capture with no WebSocket connection.
+    pub(super) plain_http: bool,
     /// Whether its TLS was decrypted, kept when the TLS state is dropped
     /// (decrypted traffic that is not WebSocket) for `analysis.tls`.
     tls_tally: Option<Result<(), NotDecrypted>>,
@@ -96,6 +99,7 @@ impl Session {
     ) -> Self {
         Session {
             tls_port,
+            plain_http: false,
             tls_tally: None,
             meta: ConnMeta::new(key.lo, key.hi, order, ts),
             mode: Mode::Detecting,
@@ -421,6 +425,7 @@ impl Session {
     /// An upgrade request (anything else: not a WebSocket connection).
     fn got_request(&mut self, dir: Dir, ts: Ts, req: Request, rest: &[u8]) {
         if !req.upgrade_websocket {
+            self.plain_http = true;
             self.ignore();
             return;
         }

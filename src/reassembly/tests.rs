@@ -77,6 +77,7 @@ fn run(segs: &[Seg]) -> Vec<Rec> {
             fin: s.fin,
             rst: s.rst,
             ttl: 64,
+            cut: false,
             payload: &s.data,
         };
         table.process(
@@ -304,6 +305,7 @@ fn per_direction_cap_gives_up_the_hole() {
         fin: false,
         rst: false,
         ttl: 64,
+        cut: false,
         payload: data,
     };
     let mut new = |_: &FlowKey, _: Dir, _: Ts| Rec::default();

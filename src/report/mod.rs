@@ -121,6 +121,10 @@ pub struct AnalysisStats {
     pub gap_bytes: u64,
     /// TLS connections, listed or not (the contract's `analysis.tls`).
     pub tls: TlsAnalysis,
+    /// TCP segments cut short by the capture's snap length.
+    pub cut_segments: u64,
+    /// Flows of plain HTTP (requests without an upgrade).
+    pub plain_http_flows: u64,
 }
 
 /// TLS connections seen, decrypted, and why the others were not.

@@ -28,6 +28,41 @@ const PATH_MAX: usize = 40;
 /// Below this width the connections are always written compact.
 const WIDE_MIN: usize = 100;
 
+/// Why a capture shows no WebSocket connection: what it held instead, and
+/// what to do about it.
+pub fn nothing_found(s: &Summary) -> String {
+    let a = &s.analysis;
+    let mut held = vec![format!(
+        "{} TCP flow(s) in {} TCP segment(s)",
+        a.tcp_flows, a.tcp_segments
+    )];
+    if a.tls.seen > 0 {
+        held.push(format!(
+            "{} TLS connection(s) not listed (they offer other protocols than http/1.1, or could not be decrypted: give keys with --keylog, or their port with --tls-port)",
+            a.tls.seen
+        ));
+    }
+    if a.plain_http_flows > 0 {
+        held.push(format!(
+            "{} plain HTTP flow(s) without an upgrade",
+            a.plain_http_flows
+        ));
+    }
+    if a.cut_segments > 0 {
+        held.push(format!(
+            "{} TCP segment(s) cut short by the capture's snap length, which can hide upgrades and frames (capture with tcpdump -s 0)",
+            a.cut_segments
+        ));
+    }
+    if a.tcp_segments == 0 {
+        held.push("no TCP at all (check the capture filter and the interface)".to_string());
+    }
+    format!(
+        "No WebSocket connection found. The capture held {}.",
+        held.join("; ")
+    )
+}
+
 pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io::Result<()> {
     let start = capture_start(summary);
     for l in wrap("", "  ", &header(summary, start, opts), opts.width) {
@@ -35,7 +70,10 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
     }
     writeln!(out, "{}", totals(summary, opts))?;
     if summary.connections.is_empty() {
-        return writeln!(out, "No WebSocket connection found.");
+        for l in wrap("", "  ", &nothing_found(summary), opts.width) {
+            writeln!(out, "{l}")?;
+        }
+        return Ok(());
     }
     let listed: Vec<&ConnectionReport> = if opts.all || summary.connections.len() <= MANY {
         summary.connections.iter().collect()
