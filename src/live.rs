@@ -216,6 +216,28 @@ impl Run<'_> {
     }
 }
 
+/// On stop, the packets captured before it: libpcap hands a block of the
+/// kernel's ring over only when it is full or its timeout (a tick) passed,
+/// so the last packets wait up to a tick. Reads until a tick and a half
+/// went by with nothing new (a stop right after the traffic lost up to all
+/// of its packets before).
+fn drain(run: &mut Run, cap: &mut Handle, analyzer: &mut Analyzer, fd: i32) -> Result<(), Error> {
+    let mut quiet_since = Instant::now();
+    loop {
+        let (got, done) = run.batch(cap, analyzer)?;
+        if done {
+            return Ok(());
+        }
+        if got > 0 {
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() > TICK + TICK / 2 {
+            return Ok(());
+        } else {
+            wait_readable(fd, TICK / 4);
+        }
+    }
+}
+
 /// Captures until stopped, feeding `analyzer`; `on_decided` receives the
 /// connections decided along the way (for `--jsonl`), promptly.
 pub(crate) fn run(
@@ -267,6 +289,7 @@ pub(crate) fn run(
             wait_readable(fd, TICK);
         }
     }
+    drain(&mut run, &mut cap, analyzer, fd)?;
     let stats = run.finish(&mut cap)?;
     analyzer.tick(wall_clock());
     on_decided(analyzer.take_decided())?;

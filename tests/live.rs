@@ -512,3 +512,30 @@ fn jsonl_reader_going_away_stops_the_capture_quietly() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+/// Stopped right after the traffic, the capture still analyses every packet
+/// captured before the stop (libpcap holds the last ones for up to a tick):
+/// ten times in a row, the exchange is complete and clean.
+#[test]
+fn a_stop_right_after_the_traffic_loses_nothing() {
+    if !is_root() {
+        eprintln!("skipped: live capture needs root");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let port = echo_server(&rt);
+    let filter = format!("tcp port {port}");
+    for round in 0..10 {
+        let s = Sniffer::start(&["-i", "lo", "-f", &filter, "--json", "-"]);
+        let client = clean_exchange(&rt, port);
+        let (code, out, err) = s.interrupt();
+        assert_eq!(code, Some(0), "round {round}: {err}");
+        let v: Value = serde_json::from_str(&out).expect("summary");
+        let outcomes = outcome_by_port(&v);
+        assert_eq!(
+            outcomes,
+            vec![((client, port), "clean".to_string())],
+            "round {round}: {v}"
+        );
+    }
+}
