@@ -78,8 +78,11 @@ pub(crate) struct SniffArgs {
     /// Also save the raw packets to PATH as a pcap file (like tcpdump -w).
     #[arg(short, long, value_name = "PATH")]
     pub write: Option<std::path::PathBuf>,
-    /// Bytes captured per packet.
-    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144)]
+    /// Bytes captured per packet (1 to 262144; less cuts payloads, which the
+    /// report then says).
+    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144,
+          value_parser = clap::value_parser!(i32).range(1..=262_144),
+          allow_negative_numbers = true)]
     pub snaplen: i32,
     /// Put the interface in promiscuous mode.
     #[arg(long)]

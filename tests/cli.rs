@@ -341,3 +341,19 @@ fn nothing_found_says_why_and_min_connections_fails() {
         .expect("wsclose runs");
     assert_eq!(ok.status.code(), Some(0));
 }
+
+/// `--snaplen` takes 1 to 262144 bytes: anything else is a one-line usage
+/// error naming the flag.
+#[test]
+fn snaplen_out_of_range_is_a_one_line_usage_error() {
+    for bad in ["0", "-5", "300000", "x"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .args(["sniff", "-i", "lo", "--snaplen", bad])
+            .output()
+            .expect("wsclose runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        assert!(err.contains("--snaplen"), "{bad}: {err}");
+    }
+}
