@@ -164,8 +164,9 @@ impl LimitArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct OutputArgs {
-    /// Write the JSON summary to PATH (`-`: stdout, instead of the tables).
-    #[arg(long, value_name = "PATH")]
+    /// Write the JSON summary to PATH (`-`, or no PATH: stdout, instead of
+    /// the tables).
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<String>,
     /// Also write a self-contained HTML report to PATH (timeline,
     /// histograms, diagnoses, a table of connections).
@@ -351,6 +352,25 @@ pub fn run() -> Result<ExitCode, Error> {
     }
 }
 
+/// Whether `path` is an existing capture (pcap, pcapng, or compressed).
+fn is_capture(path: &Path) -> bool {
+    use std::io::Read as _;
+    const MAGICS: [&[u8]; 7] = [
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        &[0xa1, 0xb2, 0xc3, 0xd4],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        &[0xa1, 0xb2, 0x3c, 0x4d],
+        &[0x0a, 0x0d, 0x0d, 0x0a],
+        &[0x1f, 0x8b],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ];
+    let mut head = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    MAGICS.iter().any(|m| n >= m.len() && head.starts_with(m))
+}
+
 /// No traps: an output that would overwrite an input, or an input given
 /// twice (its packets would count twice), is a usage error.
 fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
@@ -365,6 +385,13 @@ fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
         {
             return Err(Error::Usage(format!(
                 "{flag} {p} is one of the inputs; give another path for the output"
+            )));
+        }
+        // `--json a.pcap b.pcap` takes a.pcap as the JSON's path: never
+        // write over a capture.
+        if is_capture(Path::new(p)) {
+            return Err(Error::Usage(format!(
+                "{flag} {p} is a capture file, not written over; give another path (or put {flag} after the files)"
             )));
         }
     }
@@ -471,6 +498,7 @@ impl JsonLines {
 
 /// `wsclose sniff`: live capture, then the same summary as `analyze`.
 fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
+    check_paths(&[], &args.output)?;
     if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
         return Err(Error::Usage(
             "--jsonl - and --json - cannot both write to stdout".into(),

@@ -357,3 +357,40 @@ fn snaplen_out_of_range_is_a_one_line_usage_error() {
         assert!(err.contains("--snaplen"), "{bad}: {err}");
     }
 }
+
+/// `--json` with no path writes the JSON to stdout; a `--json` path that is
+/// an existing capture (`--json a.pcap b.pcap`) is never written over.
+#[test]
+fn json_without_a_path_and_never_over_a_capture() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let sample = dir.join("close-timeout.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg(&sample)
+        .arg("--json")
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["totals"]["connections"], 1);
+    let tmp = std::env::temp_dir().join(format!("wsclose-json-over-{}.pcap", std::process::id()));
+    std::fs::copy(&sample, &tmp).expect("copy");
+    let before = std::fs::read(&tmp).expect("read");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg("--json")
+        .arg(&tmp)
+        .arg(dir.join("unanswered-close.pcap"))
+        .output()
+        .expect("wsclose runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is a capture file"), "{err}");
+    assert_eq!(
+        std::fs::read(&tmp).expect("read"),
+        before,
+        "not written over"
+    );
+    let _ = std::fs::remove_file(&tmp);
+}
