@@ -219,23 +219,26 @@ impl Run<'_> {
 /// On stop, the packets captured before it: libpcap hands a block of the
 /// kernel's ring over only when it is full or its timeout (a tick) passed,
 /// so the last packets wait up to a tick. Reads until a tick and a half
-/// went by with nothing new (a stop right after the traffic lost up to all
-/// of its packets before).
+/// went by with nothing new, for three ticks at most (traffic that goes on
+/// after the stop must not hold it up; a stop right after the traffic lost
+/// up to all of its packets before).
 fn drain(run: &mut Run, cap: &mut Handle, analyzer: &mut Analyzer, fd: i32) -> Result<(), Error> {
-    let mut quiet_since = Instant::now();
-    loop {
+    let stopped = Instant::now();
+    let mut quiet_since = stopped;
+    while stopped.elapsed() < TICK * 3 {
         let (got, done) = run.batch(cap, analyzer)?;
         if done {
-            return Ok(());
+            break;
         }
         if got > 0 {
             quiet_since = Instant::now();
         } else if quiet_since.elapsed() > TICK + TICK / 2 {
-            return Ok(());
+            break;
         } else {
             wait_readable(fd, TICK / 4);
         }
     }
+    Ok(())
 }
 
 /// Captures until stopped, feeding `analyzer`; `on_decided` receives the
