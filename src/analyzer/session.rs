@@ -297,13 +297,20 @@ impl Session {
             Stage::Frames => {
                 ds.dec.gap(len);
             }
-            Stage::Head => {
-                // The head is lost: look for frames after it.
-                ds.stage = Stage::Frames;
-                ds.dec = FrameDecoder::resyncing();
-                ws.tracker.set_response_lost();
-            }
+            Stage::Head => self.head_lost(dir),
             Stage::Skip => {}
+        }
+    }
+
+    /// The head expected in `dir` is lost (a gap, or given up under the
+    /// memory cap): frames are looked for after it.
+    fn head_lost(&mut self, dir: Dir) {
+        let ws = self.ws();
+        let ds = &mut ws.dirs[dir.idx()];
+        if ds.stage == Stage::Head {
+            ds.stage = Stage::Frames;
+            ds.dec = FrameDecoder::resyncing();
+            ws.tracker.set_response_lost();
         }
     }
 
@@ -518,15 +525,7 @@ impl StreamSink for Session {
             freed += n;
             match self.mode {
                 Mode::Detecting => self.ignore(),
-                Mode::WebSocket => {
-                    let ws = self.ws();
-                    let ds = &mut ws.dirs[dir.idx()];
-                    if ds.stage == Stage::Head {
-                        ds.stage = Stage::Frames;
-                        ds.dec = FrameDecoder::resyncing();
-                        ws.tracker.set_response_lost();
-                    }
-                }
+                Mode::WebSocket => self.head_lost(dir),
                 Mode::Ignored => {}
             }
         }

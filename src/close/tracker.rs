@@ -395,12 +395,13 @@ impl Tracker {
     /// An RST from `dir` with a TTL that none of the direction's earlier
     /// packets had (`before`): injected on the path, not sent by the peer.
     pub fn foreign_rst(&mut self, dir: Dir, ts: Ts, ttl: u8, before: &[u8]) {
-        let seen: Vec<String> = before
-            .iter()
-            .filter(|t| **t != 0)
-            .map(u8::to_string)
-            .collect();
+        // The message is made only for the first foreign RST of a side.
         self.note(Kind::ForeignReset, Some(dir), ts, || {
+            let seen: Vec<String> = before
+                .iter()
+                .filter(|t| **t != 0)
+                .map(u8::to_string)
+                .collect();
             format!(
                 "TTL {ttl}, while every earlier packet from that address had TTL {}",
                 seen.join(" or ")

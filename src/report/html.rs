@@ -37,23 +37,6 @@ pub const SVG_MAX: usize = 2000;
 /// `--connection ID` for the words.
 const MESSAGE_BUDGET: usize = 400_000;
 
-/// Refuses an `--html` path that is one of the inputs (the report would
-/// overwrite the capture).
-pub fn check_path(html: &str, inputs: &[String]) -> Result<(), Error> {
-    if html == "-" {
-        return Ok(());
-    }
-    let out = Path::new(html);
-    for input in inputs.iter().filter(|i| i.as_str() != "-") {
-        if same_file(out, Path::new(input)) {
-            return Err(Error::Usage(format!(
-                "--html {html} is one of the inputs; give another path for the report"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Whether two paths name the same file (directly, or once resolved).
 pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     if a == b {

@@ -240,7 +240,6 @@ impl Summary {
         }
     }
 
-    /// The worst severity among all findings.
     /// One line for stderr when TLS connections went undecrypted: how many,
     /// and how to supply keys.
     pub fn tls_hint(&self) -> Option<String> {
@@ -260,6 +259,7 @@ impl Summary {
         })
     }
 
+    /// The worst severity among all findings.
     pub fn worst(&self) -> Option<Severity> {
         self.connections
             .iter()
