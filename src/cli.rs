@@ -6,19 +6,17 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::Ts;
-use crate::analyzer::{Analyzer, Decided};
 use crate::close::{Settings, Severity};
 use crate::error::Error;
-use crate::live::{self, LiveOptions};
-use crate::pipeline::{analyze_files, analyze_files_until, source, summary_of};
+use crate::live;
+use crate::pipeline::{analyze_files, analyze_files_until};
 use crate::reassembly::Limits;
-use crate::report::{ColorChoice, KernelStats, Source, Summary, TableOptions};
+use crate::report::{ColorChoice, Summary, TableOptions};
 use crate::timeline;
 use crate::tls::KeyLog;
 
@@ -87,6 +85,11 @@ pub(crate) struct SniffArgs {
     /// Put the interface in promiscuous mode.
     #[arg(long)]
     pub promisc: bool,
+    /// A command to run while capturing (after `--`): it starts once the
+    /// capture is ready, and the capture stops when it exits. wsclose then
+    /// exits with the command's status if it failed, else as --fail-on says.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -240,7 +243,7 @@ fn parse_cap(s: &str) -> Result<usize, String> {
 
 /// What a run writes for people besides the JSON.
 #[derive(Clone, Copy)]
-enum Human<'a> {
+pub(crate) enum Human<'a> {
     /// The tables; `to_stderr` when stdout carries a JSON-lines stream.
     Tables { to_stderr: bool },
     /// `analyze --connection`: timelines instead of the tables, to stderr
@@ -249,7 +252,11 @@ enum Human<'a> {
 }
 
 /// Writes the summary as the options ask, then decides the exit status.
-fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCode, Error> {
+pub(crate) fn emit(
+    summary: &Summary,
+    out: &OutputArgs,
+    human: Human<'_>,
+) -> Result<ExitCode, Error> {
     if let Some(hint) = summary.tls_hint() {
         eprintln!("wsclose: {hint}");
     }
@@ -305,7 +312,11 @@ fn emit(summary: &Summary, out: &OutputArgs, human: Human<'_>) -> Result<ExitCod
 /// The analysis settings; key logs are read now (an unreadable one, or one
 /// with no valid line, is an error naming it). `follow`: a live capture
 /// reads them again as they grow, and may start before they have a line.
-fn settings_of(out: &OutputArgs, tls: &TlsArgs, follow: bool) -> Result<Settings, Error> {
+pub(crate) fn settings_of(
+    out: &OutputArgs,
+    tls: &TlsArgs,
+    follow: bool,
+) -> Result<Settings, Error> {
     let mut keys = KeyLog::new();
     for path in &tls.keylog {
         if follow {
@@ -335,7 +346,7 @@ pub fn run() -> Result<ExitCode, Error> {
     };
     match cli.command {
         Command::Analyze(args) => analyze(&args),
-        Command::Sniff(args) => sniff(&args),
+        Command::Sniff(args) => crate::sniff::sniff(&args),
         Command::Interfaces => list_interfaces(),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -373,7 +384,7 @@ fn is_capture(path: &Path) -> bool {
 
 /// No traps: an output that would overwrite an input, or an input given
 /// twice (its packets would count twice), is a usage error.
-fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
+pub(crate) fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
     use crate::report::html::same_file;
     for (flag, path) in [("--json", &out.json), ("--html", &out.html)] {
         let Some(p) = path.as_deref().filter(|p| *p != "-") else {
@@ -440,115 +451,6 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let conns = &summary.connections;
     let text = timeline::timelines(&args.files, &args.connection, conns, settings, limits)?;
     emit(&summary, &args.output, Human::Timelines(&text))
-}
-
-/// `--jsonl`: one line per connection, written the moment it is decided.
-struct JsonLines {
-    /// None without `--jsonl`, or once its reader went away.
-    out: Option<Box<dyn Write>>,
-    /// The path, for messages (`stdout` for `-`).
-    path: String,
-    /// Set when the reader went away: the capture stops.
-    stop: Arc<AtomicBool>,
-}
-
-impl JsonLines {
-    fn open(path: Option<&str>, stop: Arc<AtomicBool>) -> Result<JsonLines, Error> {
-        let out: Option<Box<dyn Write>> = match path {
-            None => None,
-            Some("-") => Some(Box::new(io::stdout())),
-            Some(p) => Some(Box::new(File::create(p).map_err(|e| Error::io(p, e))?)),
-        };
-        let path = match path {
-            Some("-") | None => "stdout".to_string(),
-            Some(p) => p.to_string(),
-        };
-        Ok(JsonLines { out, path, stop })
-    }
-
-    fn write(&mut self, decided: Vec<Decided>) -> Result<(), Error> {
-        let Some(w) = self.out.as_mut() else {
-            return Ok(());
-        };
-        let mut put = || -> io::Result<()> {
-            for c in &decided {
-                // One write per line, so a reader (`tail -f`, jq) never
-                // sees half a line.
-                let mut line = serde_json::to_vec(c)?;
-                line.push(b'\n');
-                w.write_all(&line)?;
-            }
-            if !decided.is_empty() {
-                w.flush()?;
-            }
-            Ok(())
-        };
-        match put() {
-            // `--jsonl - | head`: the reader is gone; stop capturing and
-            // finish quietly, like a closed stdout does for `analyze`.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.out = None;
-                self.stop.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            r => r.map_err(|e| Error::io(self.path.as_str(), e)),
-        }
-    }
-}
-
-/// `wsclose sniff`: live capture, then the same summary as `analyze`.
-fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
-    check_paths(&[], &args.output)?;
-    if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
-        return Err(Error::Usage(
-            "--jsonl - and --json - cannot both write to stdout".into(),
-        ));
-    }
-    let settings = settings_of(&args.output, &args.tls, true)?;
-    let limits = args.limits.limits();
-    let stop = live::stop_on_signals()?;
-    let mut lines = JsonLines::open(args.jsonl.as_deref(), Arc::clone(&stop))?;
-    let opts = LiveOptions {
-        interface: live::resolve_interface(&args.interface)?,
-        filter: args.filter.clone(),
-        snaplen: args.snaplen,
-        promisc: args.promisc,
-        duration: args.duration.map(std::time::Duration::from_secs_f64),
-        count: args.count,
-        write: args.write.clone(),
-    };
-    let mut analyzer = Analyzer::new_live(settings.clone(), limits);
-    let ready = |lt: &str| {
-        eprintln!(
-            "wsclose: capturing on {} ({lt}), filter {:?}; Ctrl-C to stop",
-            opts.interface, opts.filter
-        )
-    };
-    let stats = live::run(&opts, &mut analyzer, &stop, ready, |d| lines.write(d))?;
-    analyzer.tick(live::wall_clock());
-    let (connections, astats, rest) = analyzer.finish_live();
-    lines.write(rest)?;
-    eprintln!(
-        "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
-        stats.counts.packets, stats.received, stats.dropped, stats.if_dropped
-    );
-    let source = Source {
-        dropped: Some(stats.dropped + stats.if_dropped),
-        kernel: Some(KernelStats {
-            received: stats.received,
-            dropped: stats.dropped,
-            if_dropped: stats.if_dropped,
-        }),
-        ..source(
-            "interface",
-            &opts.interface,
-            &stats.link_type,
-            &stats.counts,
-        )
-    };
-    let summary = summary_of(&settings, &limits, vec![source], connections, &astats);
-    let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
-    emit(&summary, &args.output, Human::Tables { to_stderr })
 }
 
 /// `wsclose interfaces`: one line per device, like `tcpdump -D`.

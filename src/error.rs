@@ -31,6 +31,13 @@ pub enum Error {
     /// libpcap refused a capture device, its filter or its statistics.
     #[error("{device}: {cause}")]
     Device { device: String, cause: String },
+    /// `sniff -- CMD`: the command could not be started.
+    #[error("cannot run {program}: {source}")]
+    Command {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
     /// The Ctrl-C and SIGTERM handlers could not be installed.
     #[error("cannot catch Ctrl-C and SIGTERM: {0}")]
     Signals(#[source] io::Error),
@@ -55,6 +62,17 @@ impl Error {
         Error::Device {
             device: device.to_string(),
             cause: cause.into(),
+        }
+    }
+
+    /// The exit status for this error: 2, except for a command that could
+    /// not be started (127 when not found, 126 otherwise, as `env`, `timeout`
+    /// and the shells say).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Command { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+            Error::Command { .. } => 126,
+            _ => 2,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod message;
 pub mod pipeline;
 pub mod reassembly;
 pub mod report;
+mod sniff;
 pub mod timeline;
 pub mod tls;
 pub mod upgrade;

@@ -241,14 +241,23 @@ fn drain(run: &mut Run, cap: &mut Handle, analyzer: &mut Analyzer, fd: i32) -> R
     Ok(())
 }
 
-/// Captures until stopped, feeding `analyzer`; `on_decided` receives the
-/// connections decided along the way (for `--jsonl`), promptly.
+/// How far the capture got, after each batch of packets (for a status line).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    pub packets: u64,
+    /// TCP flows tracked now.
+    pub flows: usize,
+}
+
+/// Captures until stopped, feeding `analyzer`. `on_ready` runs once the
+/// capture sees packets (its error ends the capture); `on_decided` receives
+/// the connections decided along the way (for `--jsonl`), promptly.
 pub(crate) fn run(
     opts: &LiveOptions,
     analyzer: &mut Analyzer,
     stop: &AtomicBool,
-    on_ready: impl FnOnce(&str),
-    mut on_decided: impl FnMut(Vec<Decided>) -> Result<(), Error>,
+    on_ready: impl FnOnce(&str) -> Result<(), Error>,
+    mut on_decided: impl FnMut(Vec<Decided>, Progress) -> Result<(), Error>,
 ) -> Result<LiveStats, Error> {
     let mut cap = open(opts)?;
     let linktype = Linktype(cap.get_datalink().0);
@@ -268,7 +277,7 @@ pub(crate) fn run(
             ..LiveStats::default()
         },
     };
-    on_ready(&run.stats.link_type);
+    on_ready(&run.stats.link_type)?;
     let fd = cap.as_raw_fd();
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| started.elapsed() < d) {
@@ -284,7 +293,7 @@ pub(crate) fn run(
             break;
         }
         analyzer.tick(wall_clock());
-        on_decided(analyzer.take_decided())?;
+        on_decided(analyzer.take_decided(), progress(&run, analyzer))?;
         if got == 0 {
             if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();
@@ -295,8 +304,19 @@ pub(crate) fn run(
     drain(&mut run, &mut cap, analyzer, fd)?;
     let stats = run.finish(&mut cap)?;
     analyzer.tick(wall_clock());
-    on_decided(analyzer.take_decided())?;
+    on_decided(analyzer.take_decided(), progress_of(&stats, analyzer))?;
     Ok(stats)
+}
+
+fn progress(run: &Run, analyzer: &Analyzer) -> Progress {
+    progress_of(&run.stats, analyzer)
+}
+
+fn progress_of(stats: &LiveStats, analyzer: &Analyzer) -> Progress {
+    Progress {
+        packets: stats.counts.packets,
+        flows: analyzer.open_flows(),
+    }
 }
 
 /// libpcap's error as an I/O error, for a message with the file's path.

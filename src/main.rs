@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("wsclose: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

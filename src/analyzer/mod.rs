@@ -248,6 +248,11 @@ impl Analyzer {
         }
     }
 
+    /// TCP flows tracked now (open, or lingering after their end).
+    pub fn open_flows(&self) -> usize {
+        self.table.len()
+    }
+
     /// Connections decided since the last call (live mode), in order.
     pub fn take_decided(&mut self) -> Vec<Decided> {
         self.live

@@ -1,0 +1,188 @@
+//! `wsclose sniff ... -- CMD`: a capture on `lo` around a command, the way a
+//! CI job wraps its tests. The command is the bundled Rust peer pair
+//! (`examples/ws-session.rs`, built by `cargo test`): exit statuses, stdout
+//! kept pure JSON, and no packet lost when the capture stops the moment the
+//! command exits. Needs root (CI runs as root); skipped with a message
+//! otherwise.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid() == 0
+    }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: live capture on lo needs root (or CAP_NET_RAW)");
+            return;
+        }
+    };
+}
+
+/// The example peer pair, next to the test binaries (`cargo test` builds
+/// examples): target/<profile>/examples/ws-session.
+fn ws_session() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join("examples").join("ws-session");
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `wsclose sniff -i lo -f 'tcp port PORT' ARGS -- ws-session --port PORT CMD_ARGS`.
+fn sniff_session(port: u16, args: &[&str], session_args: &[&str]) -> Output {
+    let filter = format!("tcp port {port}");
+    let port = port.to_string();
+    Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", &filter])
+        .args(args)
+        .arg("--")
+        .arg(ws_session())
+        .args(["--port", &port])
+        .args(session_args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wsclose sniff")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_clean_session_exits_0_and_stdout_stays_pure_json() {
+    require_root!();
+    let out = sniff_session(free_port(), &["--json", "-", "--fail-on", "error"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The command's own stdout line went to stderr: stdout is one JSON.
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON summary");
+    assert!(err.contains("ws-session: 2 sessions"), "{err}");
+    assert_eq!(v["totals"]["connections"], 2, "{v}");
+    assert_eq!(v["totals"]["outcomes"]["clean"], 2, "{v}");
+}
+
+#[test]
+fn findings_fail_the_run_only_with_fail_on() {
+    require_root!();
+    let out = sniff_session(free_port(), &["--fail-on", "error"], &["--drop"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // The report is written in full before the exit status says so.
+    assert!(stdout.contains("unanswered"), "{stdout}");
+    let out = sniff_session(free_port(), &[], &["--drop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_failing_command_gives_its_own_status() {
+    require_root!();
+    let out = sniff_session(free_port(), &["--fail-on", "error"], &["--exit", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // Its status wins over --fail-on's.
+    let out = sniff_session(
+        free_port(),
+        &["--fail-on", "error"],
+        &["--drop", "--exit", "4"],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("unanswered"));
+}
+
+#[test]
+fn a_command_that_cannot_run_is_one_line_127_or_126() {
+    require_root!();
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .args(["sniff", "-i", "lo", "-f", "tcp port 9", "--", cmd])
+            .output()
+            .expect("run wsclose")
+    };
+    let out = run("no-such-command-anywhere");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("wsclose: cannot run no-such-command-anywhere:")),
+        "{err}"
+    );
+    // A directory is found but cannot be executed.
+    let out = run(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_capture_that_stops_first_stops_the_command() {
+    require_root!();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", "tcp port 9", "--duration", "0.3"])
+        .args(["--", "sleep", "30"])
+        .output()
+        .expect("run wsclose");
+    let err = text(&out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    // sleep ended by SIGTERM: 128 + 15, as a shell says.
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("stopping sleep"), "{err}");
+    assert!(
+        text(&out.stdout).contains("No WebSocket connection found"),
+        "the report is written"
+    );
+}
+
+/// The capture stops the moment the command exits; every packet captured
+/// before is analysed: ten times in a row, every session is complete (both
+/// close frames, a FIN from each side in the saved packets).
+#[test]
+fn a_stop_when_the_command_exits_loses_nothing_ten_times() {
+    require_root!();
+    let dir = std::env::temp_dir().join(format!("wsclose-live-cmd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for round in 0..10 {
+        let saved = dir.join(format!("round-{round}.pcap"));
+        let saved_s = saved.to_string_lossy().into_owned();
+        let args = ["--json", "-", "--write", &saved_s];
+        let out = sniff_session(free_port(), &args, &["--sessions", "3"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}: {}",
+            text(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("summary");
+        assert_eq!(v["totals"]["connections"], 3, "round {round}: {v}");
+        assert_eq!(v["totals"]["outcomes"]["clean"], 3, "round {round}: {v}");
+        for id in 1..=3 {
+            let tl = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+                .args(["analyze", &saved_s, "--connection", &id.to_string()])
+                .output()
+                .expect("timeline");
+            let tl = text(&tl.stdout);
+            assert!(
+                tl.contains("FIN from the client") && tl.contains("FIN from the server"),
+                "round {round}, connection {id}:\n{tl}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
