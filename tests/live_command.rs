@@ -87,7 +87,7 @@ fn findings_fail_the_run_only_with_fail_on() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     // The report is written in full before the exit status says so.
-    assert!(stdout.contains("unanswered"), "{stdout}");
+    assert!(stdout.contains("abnormal"), "{stdout}");
     let out = sniff_session(free_port(), &[], &["--drop"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
@@ -104,7 +104,7 @@ fn a_failing_command_gives_its_own_status() {
         &["--drop", "--exit", "4"],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("unanswered"));
+    assert!(text(&out.stdout).contains("abnormal"));
 }
 
 #[test]
@@ -185,4 +185,51 @@ fn a_stop_when_the_command_exits_loses_nothing_ten_times() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With stderr a terminal (a pty from script(1)), a status line is redrawn
+/// in place while capturing; without a terminal there is none.
+#[test]
+fn a_status_line_only_on_a_terminal() {
+    require_root!();
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) (util-linux) is not installed");
+        return;
+    }
+    let port = free_port();
+    let sniff = format!(
+        "{} sniff -i lo -f 'tcp port {port}' --duration 1.5 > /dev/null",
+        env!("CARGO_BIN_EXE_wsclose")
+    );
+    let pty = Command::new("script")
+        .args(["-qefc", &sniff, "/dev/null"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    std::thread::sleep(Duration::from_millis(500));
+    let session = Command::new(ws_session())
+        .args(["--port", &port.to_string()])
+        .output()
+        .expect("ws-session");
+    assert!(session.status.success());
+    let out = pty.wait_with_output().expect("script output");
+    let shown = text(&out.stdout);
+    let status = shown
+        .rsplit("\r\x1b[2K")
+        .find(|s| s.contains(" TCP flows tracked, "))
+        .unwrap_or_else(|| panic!("no status line: {shown:?}"));
+    assert!(
+        status.starts_with("wsclose: ")
+            && status.ends_with(" TCP flows tracked, 2 connections decided"),
+        "{shown:?}"
+    );
+    // Cleared before the closing lines.
+    let closing = shown.rsplit("\r\x1b[2K").next().unwrap_or_default();
+    assert!(
+        closing.starts_with("wsclose: ") && closing.contains(" packets captured"),
+        "{shown:?}"
+    );
+    let plain = sniff_session(free_port(), &[], &[]);
+    assert!(!text(&plain.stderr).contains("flows tracked"));
 }
