@@ -9,7 +9,7 @@ use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Ts;
-use crate::analyzer::{Analyzer, AnalyzerStats};
+use crate::analyzer::{Analyzer, AnalyzerStats, Decided};
 use crate::capture::{FileReader, Merged, Packet, PacketCounts};
 use crate::close::{ConnectionReport, Settings};
 use crate::decode::{self, Skip, TcpSegment};
@@ -56,15 +56,27 @@ pub fn analyze_files(
     analyze_readers(open_all(names)?, settings, limits)
 }
 
-/// Like [`analyze_files`], stopping early when `stop` is set (Ctrl-C while
-/// reading a pipe): what was read is reported.
-pub(crate) fn analyze_files_until(
+/// Receives the connections decided while the capture is read (`--jsonl`).
+pub(crate) type OnDecided<'a> = &'a mut dyn FnMut(Vec<Decided>) -> Result<(), Error>;
+
+/// What a run of [`analyze_files_with`] does besides the analysis.
+#[derive(Default)]
+pub(crate) struct Hooks<'a> {
+    /// Stop reading when set (Ctrl-C while reading a pipe): what was read
+    /// is reported.
+    pub stop: Option<&'a AtomicBool>,
+    /// Each connection the moment it is decided, in capture time.
+    pub decided: Option<OnDecided<'a>>,
+}
+
+/// Like [`analyze_files`], with [`Hooks`].
+pub(crate) fn analyze_files_with(
     names: &[String],
     settings: Settings,
     limits: Limits,
-    stop: &AtomicBool,
+    hooks: Hooks<'_>,
 ) -> Result<(Summary, Vec<String>), Error> {
-    run_readers(open_all(names)?, settings, limits, Some(stop))
+    run_readers(open_all(names)?, settings, limits, hooks)
 }
 
 /// Opens every input, failing on the first that cannot be read: a run
@@ -80,19 +92,26 @@ pub fn analyze_readers(
     settings: Settings,
     limits: Limits,
 ) -> Result<(Summary, Vec<String>), Error> {
-    run_readers(readers, settings, limits, None)
+    run_readers(readers, settings, limits, Hooks::default())
 }
+
+/// Packets between two hand-overs of decided connections (`--jsonl`).
+const DECIDED_EVERY: u64 = 256;
 
 fn run_readers(
     readers: Vec<FileReader>,
     settings: Settings,
     limits: Limits,
-    stop: Option<&AtomicBool>,
+    mut hooks: Hooks<'_>,
 ) -> Result<(Summary, Vec<String>), Error> {
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
-    let mut analyzer = Analyzer::new(settings.clone(), limits);
+    let mut analyzer = match hooks.decided {
+        Some(_) => Analyzer::new_live(settings.clone(), limits),
+        None => Analyzer::new(settings.clone(), limits),
+    };
     let mut n: u64 = 0;
+    let stop = hooks.stop;
     while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
         n += 1;
         for text in merged.take_secrets() {
@@ -106,10 +125,21 @@ fn run_readers(
         let Some((pkt, counts)) = merged.current_mut() else {
             break;
         };
+        let ts = pkt.ts;
         feed(&mut analyzer, pkt, counts);
+        if let Some(on) = hooks.decided.as_mut()
+            && n % DECIDED_EVERY == 0
+        {
+            // Close deadlines pass on capture time here.
+            analyzer.tick(ts);
+            on(analyzer.take_decided())?;
+        }
     }
     progress.done();
-    let (connections, stats) = analyzer.finish();
+    let (connections, stats, rest) = analyzer.finish_live();
+    if let Some(on) = hooks.decided.as_mut() {
+        on(rest)?;
+    }
     let (sources, warnings) = file_sources(merged.into_readers())?;
     Ok((
         summary_of(&settings, &limits, sources, connections, &stats),

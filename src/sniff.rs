@@ -3,7 +3,6 @@
 //! line while a terminal watches; and `-- CMD`, a capture around a command
 //! (a CI job's tests), which stops when the command exits.
 
-use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::process::{ExitCode, ExitStatus};
 use std::sync::Arc;
@@ -11,25 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::analyzer::{Analyzer, Decided};
+use crate::analyzer::Analyzer;
 use crate::cli::{Human, SniffArgs, check_paths, emit, settings_of};
 use crate::error::Error;
 use crate::live::{self, LiveOptions, Progress};
 use crate::pipeline::{source, summary_of};
+use crate::report::jsonl::JsonLines;
 use crate::report::{KernelStats, Source};
 
 /// `wsclose sniff`: live capture, then the same summary as `analyze`.
 pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     check_paths(&[], &args.output)?;
-    if args.jsonl.as_deref() == Some("-") && args.output.json.as_deref() == Some("-") {
-        return Err(Error::Usage(
-            "--jsonl - and --json - cannot both write to stdout".into(),
-        ));
-    }
     let settings = settings_of(&args.output, &args.tls, true)?;
     let limits = args.limits.limits();
     let stop = live::stop_on_signals()?;
-    let mut lines = JsonLines::open(args.jsonl.as_deref(), Arc::clone(&stop))?;
+    let mut lines = JsonLines::open(args.output.jsonl.as_deref(), Arc::clone(&stop))?;
     let opts = LiveOptions {
         interface: live::resolve_interface(&args.interface)?,
         filter: args.filter.clone(),
@@ -53,8 +48,8 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
         if !args.command.is_empty() {
             // Stdout carrying JSON stays pure JSON: the command's own
             // output goes to stderr then.
-            let json_out =
-                args.jsonl.as_deref() == Some("-") || args.output.json.as_deref() == Some("-");
+            let json_out = args.output.jsonl.as_deref() == Some("-")
+                || args.output.json.as_deref() == Some("-");
             command = Some(Wrapped::start(&args.command, json_out, Arc::clone(&stop))?);
         }
         Ok(())
@@ -94,7 +89,7 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
         )
     };
     let summary = summary_of(&settings, &limits, vec![source], connections, &astats);
-    let to_stderr = args.jsonl.as_deref() == Some("-") && args.output.json.is_none();
+    let to_stderr = args.output.jsonl.as_deref() == Some("-");
     let code = emit(&summary, &args.output, Human::Tables { to_stderr })?;
     match command_status.and_then(failed_code) {
         Some(c) => Ok(ExitCode::from(c)),
@@ -265,60 +260,6 @@ impl StatusLine {
             self.shown = false;
             self.last = None;
             let _ = write!(io::stderr().lock(), "\r\x1b[2K");
-        }
-    }
-}
-
-/// `--jsonl`: one line per connection, written the moment it is decided.
-struct JsonLines {
-    /// None without `--jsonl`, or once its reader went away.
-    out: Option<Box<dyn Write>>,
-    /// The path, for messages (`stdout` for `-`).
-    path: String,
-    /// Set when the reader went away: the capture stops.
-    stop: Arc<AtomicBool>,
-}
-
-impl JsonLines {
-    fn open(path: Option<&str>, stop: Arc<AtomicBool>) -> Result<JsonLines, Error> {
-        let out: Option<Box<dyn Write>> = match path {
-            None => None,
-            Some("-") => Some(Box::new(io::stdout())),
-            Some(p) => Some(Box::new(File::create(p).map_err(|e| Error::io(p, e))?)),
-        };
-        let path = match path {
-            Some("-") | None => "stdout".to_string(),
-            Some(p) => p.to_string(),
-        };
-        Ok(JsonLines { out, path, stop })
-    }
-
-    fn write(&mut self, decided: Vec<Decided>) -> Result<(), Error> {
-        let Some(w) = self.out.as_mut() else {
-            return Ok(());
-        };
-        let mut put = || -> io::Result<()> {
-            for c in &decided {
-                // One write per line, so a reader (`tail -f`, jq) never
-                // sees half a line.
-                let mut line = serde_json::to_vec(c)?;
-                line.push(b'\n');
-                w.write_all(&line)?;
-            }
-            if !decided.is_empty() {
-                w.flush()?;
-            }
-            Ok(())
-        };
-        match put() {
-            // `--jsonl - | head`: the reader is gone; stop capturing and
-            // finish quietly, like a closed stdout does for `analyze`.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                self.out = None;
-                self.stop.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            r => r.map_err(|e| Error::io(self.path.as_str(), e)),
         }
     }
 }

@@ -59,7 +59,7 @@ fn analyze(bytes: &[u8]) -> Option<Value> {
     let (summary, _) =
         analyze_readers(vec![reader], Settings::default(), Limits::default()).ok()?;
     let mut json = Vec::new();
-    summary.write_json(&mut json).unwrap();
+    summary.write_json(&mut json, false).unwrap();
     summary.write_tables(&mut Vec::new()).unwrap();
     Some(serde_json::from_slice(&json).unwrap())
 }

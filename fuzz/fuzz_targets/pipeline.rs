@@ -129,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut json = Vec::new();
-    summary.write_json(&mut json).expect("JSON to memory");
+    summary.write_json(&mut json, false).expect("JSON to memory");
     let mut tables = Vec::new();
     summary.write_tables(&mut tables).expect("tables to memory");
     let _ = summary.worst();

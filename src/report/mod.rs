@@ -15,6 +15,7 @@ use crate::tls::NotDecrypted;
 mod diagnoses;
 pub mod html;
 pub mod human;
+pub(crate) mod jsonl;
 mod tables;
 
 pub use human::{ColorChoice, TableOptions};
@@ -267,8 +268,13 @@ impl Summary {
             .max()
     }
 
-    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
+    /// The JSON summary: compact, or indented with `pretty` (`--pretty`).
+    pub fn write_json(&self, out: &mut impl Write, pretty: bool) -> io::Result<()> {
+        if pretty {
+            serde_json::to_writer_pretty(&mut *out, self)?;
+        } else {
+            serde_json::to_writer(&mut *out, self)?;
+        }
         out.write_all(b"\n")
     }
 
