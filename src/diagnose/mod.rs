@@ -10,6 +10,7 @@ use crate::close::{ConnectionReport, Kind, Outcome, Settings, Severity, Side, fm
 pub mod defaults;
 mod evidence;
 pub mod timing;
+mod windows;
 
 /// The contract's diagnosis kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, IntoStaticStr)]

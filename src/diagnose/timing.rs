@@ -13,6 +13,7 @@
 //! few milliseconds), chance groups are not.
 
 use super::defaults::{self, tolerance};
+use super::windows::densest_windows;
 use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry, nice, span};
 use crate::Ts;
 use crate::close::{ConnectionReport, Outcome, Side, TcpEndKind, fmt_short};
@@ -260,29 +261,19 @@ fn disconnects(conns: &[ConnectionReport]) -> Vec<(f64, Side, &ConnectionReport)
 const MASS: usize = 5;
 
 pub fn mass_disconnects(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
-    let mut events = disconnects(conns);
+    let events = disconnects(conns);
     let chance = Background::of(conns, events.len());
-    let mut out = Vec::new();
-    loop {
-        // The 1.0 s window holding the most events.
-        let (mut best, mut j) = ((0, 0), 0);
-        for i in 0..events.len() {
-            j = j.max(i);
-            while j + 1 < events.len() && events[j + 1].0 - events[i].0 <= 1.0 {
-                j += 1;
-            }
-            if j + 1 - i > best.1 - best.0 {
-                best = (i, j + 1);
-            }
-        }
-        let k = best.1 - best.0;
-        if k < MASS || !chance.stands_out(k) {
-            break;
-        }
-        let group: Vec<_> = events.drain(best.0..best.1).collect();
-        out.push(mass_entry(&group));
-    }
-    out
+    let times: Vec<f64> = events.iter().map(|e| e.0).collect();
+    // The 1.0 s window holding the most events, again and again, while the
+    // burst stands out.
+    let groups = densest_windows(&times, 1.0, |k| k >= MASS && chance.stands_out(k));
+    groups
+        .iter()
+        .map(|g| {
+            let group: Vec<_> = g.iter().map(|&i| events[i]).collect();
+            mass_entry(&group)
+        })
+        .collect()
 }
 
 /// The steady rate of disconnects over the capture, against which a burst
