@@ -89,9 +89,8 @@ pub fn densest_windows(
         next: (0..=n).collect(),
     };
     let mut claimed = vec![false; n];
-    let mut heap: BinaryHeap<(u32, Reverse<usize>)> = (0..n)
-        .map(|i| ((end[i] - i) as u32, Reverse(i)))
-        .collect();
+    let mut heap: BinaryHeap<(u32, Reverse<usize>)> =
+        (0..n).map(|i| ((end[i] - i) as u32, Reverse(i))).collect();
     let mut out = Vec::new();
     while let Some((count, Reverse(i))) = heap.pop() {
         if claimed[i] {
