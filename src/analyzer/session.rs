@@ -149,7 +149,7 @@ impl Session {
                 tls.decrypted = false;
                 tls.not_decrypted_reason = Some(NotDecrypted::NoKey.as_str());
             }
-            r.tls = Some(tls);
+            r.tls = Some(Box::new(tls));
         }
         Some(r)
     }

@@ -346,15 +346,18 @@ pub struct ConnectionReport {
     pub server: String,
     pub first_ts: f64,
     pub last_ts: f64,
-    pub handshake: Option<Handshake>,
+    /// Boxed, like `tls`: a decided connection waits in memory until the
+    /// end of the run, and these two are most of its size.
+    pub handshake: Option<Box<Handshake>>,
     pub frames: FramesBySide,
     pub close: CloseReport,
     pub findings: Vec<Finding>,
     pub transport: Transport,
-    pub tls: Option<TlsReport>,
-    /// Every close frame's code on the wire (`None`: no code), for totals.
+    pub tls: Option<Box<TlsReport>>,
+    /// Every close frame's code on the wire (`None`: no code) and how many,
+    /// for totals; by code, compact (a map's node is 200 bytes).
     #[serde(skip)]
-    pub close_codes: CloseCodes,
+    pub close_codes: Box<[(Option<u16>, u64)]>,
     /// Order of the connection's first packet in the capture.
     #[serde(skip)]
     pub order: u64,

@@ -142,7 +142,7 @@ impl<'a> Verdict<'a> {
             server: meta.src(cd.other()).to_string(),
             first_ts: secs(meta.first_ts),
             last_ts: secs(meta.last_ts),
-            handshake,
+            handshake: handshake.map(Box::new),
             frames: FramesBySide {
                 client: t.dirs[cd.idx()].frames,
                 server: t.dirs[cd.other().idx()].frames,
@@ -152,7 +152,7 @@ impl<'a> Verdict<'a> {
             findings: self.findings,
             transport: Transport::Tcp,
             tls: None,
-            close_codes: t.close_codes.clone(),
+            close_codes: t.close_codes.iter().map(|(c, n)| (*c, *n)).collect(),
             order: meta.order,
         }
     }

@@ -13,6 +13,7 @@ use crate::diagnose::{Diagnosis, diagnose};
 use crate::tls::NotDecrypted;
 
 mod diagnoses;
+mod findings;
 pub mod html;
 pub mod human;
 pub(crate) mod jsonl;
@@ -204,7 +205,7 @@ impl Summary {
         let mut severities = Severities::default();
         for c in &connections {
             outcomes.add(c.close.outcome);
-            for (code, n) in &c.close_codes {
+            for (code, n) in c.close_codes.iter() {
                 let k = code.map_or_else(|| "none".to_string(), |c| c.to_string());
                 *close_codes.entry(k).or_insert(0) += n;
             }

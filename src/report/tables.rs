@@ -14,6 +14,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, Width};
 
 use super::Summary;
+use super::findings;
 use super::human::{
     MANY, Paint, TableOptions, cut, fmt_date_time, fmt_duration, fmt_offset, fmt_secs_human,
     glue_units, nb, quoted, spaces, wrap,
@@ -26,7 +27,7 @@ const REASON_MAX: usize = 32;
 /// Characters of a path shown before it is cut.
 const PATH_MAX: usize = 40;
 /// Below this width the connections are always written compact.
-const WIDE_MIN: usize = 100;
+pub(super) const WIDE_MIN: usize = 100;
 
 /// Why a capture shows no WebSocket connection: what it held instead, and
 /// what to do about it.
@@ -110,24 +111,7 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
         Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
         None => compact(&rows, out, opts)?,
     }
-    if listed.iter().any(|c| !c.findings.is_empty()) {
-        writeln!(out)?;
-        for l in wrap(
-            "",
-            "  ",
-            "Findings (times from the connection's first packet):",
-            opts.width,
-        ) {
-            writeln!(out, "{l}")?;
-        }
-        match (opts.width >= WIDE_MIN)
-            .then(|| findings_table(&listed, opts))
-            .flatten()
-        {
-            Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
-            None => findings_compact(&listed, out, opts)?,
-        }
-    }
+    findings::write(&listed, out, opts)?;
     Ok(())
 }
 
@@ -161,7 +145,7 @@ fn header(summary: &Summary, start: Option<Ts>, opts: &TableOptions) -> String {
 
 /// A table laid out to fit `opts.width`: each column at least as wide as
 /// its longest word (`None` when they cannot all fit).
-fn fitted(
+pub(super) fn fitted(
     header: &[&str],
     rows: Vec<Vec<Cell>>,
     texts: &[Vec<String>],
@@ -213,7 +197,7 @@ fn outcome_color(o: Outcome) -> Color {
     }
 }
 
-fn severity_color(s: Severity) -> Color {
+pub(super) fn severity_color(s: Severity) -> Color {
     match s {
         Severity::Error => Color::Red,
         Severity::Warning => Color::Yellow,
@@ -529,83 +513,6 @@ fn compact(rows: &[Row], out: &mut impl Write, opts: &TableOptions) -> io::Resul
             for l in wrap(&indent, &indent, &text, opts.width) {
                 writeln!(out, "{l}")?;
             }
-        }
-    }
-    Ok(())
-}
-
-/// The findings' cells: id, severity, kind, side, time, message.
-fn finding_texts(listed: &[&ConnectionReport]) -> Vec<(Severity, Vec<String>)> {
-    let mut v = Vec::new();
-    for c in listed {
-        for f in &c.findings {
-            v.push((
-                f.severity,
-                vec![
-                    c.id.to_string(),
-                    f.severity.name().to_string(),
-                    f.kind.name().to_string(),
-                    f.side.map_or("-", |s| s.name()).to_string(),
-                    f.ts.map_or("-".into(), |t| {
-                        nb(&fmt_offset(
-                            Ts::from_secs_f64(t).saturating_sub(Ts::from_secs_f64(c.first_ts)),
-                        ))
-                    }),
-                    glue_units(&f.message),
-                ],
-            ));
-        }
-    }
-    v
-}
-
-/// Every finding with its message, or `None` when the columns cannot fit.
-fn findings_table(listed: &[&ConnectionReport], opts: &TableOptions) -> Option<Table> {
-    let rows = finding_texts(listed);
-    let texts: Vec<Vec<String>> = rows.iter().map(|(_, t)| t.clone()).collect();
-    let cells: Vec<Vec<Cell>> = rows
-        .iter()
-        .map(|(s, t)| {
-            let mut cells: Vec<Cell> = t.iter().map(Cell::new).collect();
-            cells[1] = Cell::new(&t[1]).fg(severity_color(*s));
-            cells
-        })
-        .collect();
-    fitted(
-        &["#", "severity", "finding", "side", "at", "message"],
-        cells,
-        &texts,
-        opts,
-    )
-}
-
-/// Every finding in lines: `#5 [error] unanswered_close (server), at
-/// +300.9 ms:` then the message.
-fn findings_compact(
-    listed: &[&ConnectionReport],
-    out: &mut impl Write,
-    opts: &TableOptions,
-) -> io::Result<()> {
-    let paint = Paint(opts.color);
-    for (s, t) in finding_texts(listed) {
-        let side = if t[3] == "-" {
-            String::new()
-        } else {
-            format!(" ({})", t[3])
-        };
-        let at = if t[4] == "-" {
-            String::new()
-        } else {
-            format!(", {}", nb(&format!("at {}", t[4])))
-        };
-        let head = format!(
-            "#{} {} {}{side}{at}:",
-            t[0],
-            paint.severity(s, &format!("[{}]", t[1])),
-            t[2]
-        );
-        for l in wrap("", "    ", &format!("{head} {}", t[5]), opts.width) {
-            writeln!(out, "{l}")?;
         }
     }
     Ok(())

@@ -28,7 +28,7 @@ impl Timeline<'_> {
             r.client,
             r.server,
             r.close.outcome.name(),
-            r.tls.as_ref().map_or(String::new(), tls_summary)
+            r.tls.as_deref().map_or(String::new(), tls_summary)
         );
         let _ = writeln!(out, "Display filter: {}", self.display_filter());
         let from = if self.base.is_some() {
