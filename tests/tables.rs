@@ -285,3 +285,42 @@ fn past_50_connections_the_clean_ones_are_counted_not_listed() {
         assert!(all.contains("Connections (60; "), "{all}");
     }
 }
+
+/// Past 100 connections with findings, the messages are shown for the first
+/// 100 only (the connection lines name every finding); `--all` shows all.
+#[test]
+fn past_100_connections_with_findings_only_their_messages_are_cut() {
+    let conns: Vec<Conn> = (0..130u16)
+        .map(|i| {
+            let mut c = Conn::new(&format!("10.0.0.1:{}", 41_000 + i), "10.0.0.2:8765");
+            let t = T0 + f64::from(i) * 0.01;
+            c.open_ws(t);
+            c.server_fin(t + 1.0 + f64::from(i) * 0.1);
+            c.client_fin(t + 1.001 + f64::from(i) * 0.1);
+            c
+        })
+        .collect();
+    let refs: Vec<&Conn> = conns.iter().collect();
+    let path = Capture::merge(&refs).write("tables-findings-cap");
+    let file = path_str(&path);
+    // At 80 columns: a connection's line says `findings: abnormal_closure
+    // (server)`, a finding's `#N [error] abnormal_closure (server), at ...`.
+    let got = wsclose(&["analyze", file, "--color", "never"], Some(80), &[]);
+    assert_fits(&got, 80, "findings cap");
+    let one_line = got.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        one_line.contains("Findings of the first 100 of 130 connections with findings"),
+        "{got}"
+    );
+    let named = |s: &str| s.matches("findings: abnormal_closure (server)").count();
+    let messages = |s: &str| s.matches("[error] abnormal_closure (server)").count();
+    assert_eq!((named(&one_line), messages(&one_line)), (130, 100), "{got}");
+    let all = wsclose(
+        &["analyze", file, "--color", "never", "--all"],
+        Some(80),
+        &[],
+    );
+    let all_line = all.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(all_line.contains("Findings (times from"), "{all}");
+    assert_eq!((named(&all_line), messages(&all_line)), (130, 130), "{all}");
+}
