@@ -136,6 +136,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("ws-session: {e}");
         return std::process::ExitCode::from(2);
     }
-    println!("ws-session: {} sessions on port {}", o.sessions, o.port);
+    let s = if o.sessions == 1 { "" } else { "s" };
+    println!("ws-session: {} session{s} on port {}", o.sessions, o.port);
     std::process::ExitCode::from(o.exit)
 }

@@ -172,8 +172,8 @@ pub(crate) struct OutputArgs {
     /// (`-`: stdout; the tables then go to stderr).
     #[arg(long, value_name = "PATH")]
     pub jsonl: Option<String>,
-    /// Indent the JSON summary (it is written compact: a third of the size
-    /// and time for many connections; `jq .` indents it too).
+    /// Indent the JSON summary (it is written compact, about 60 % of the
+    /// indented size; `jq .` indents it too).
     #[arg(long)]
     pub pretty: bool,
     /// Also write a self-contained HTML report to PATH (timeline,
@@ -394,7 +394,11 @@ fn is_capture(path: &Path) -> bool {
 
 /// No traps: an output that would overwrite an input, or an input given
 /// twice (its packets would count twice), is a usage error.
-pub(crate) fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Error> {
+pub(crate) fn check_paths(
+    files: &[String],
+    out: &OutputArgs,
+    write: Option<&Path>,
+) -> Result<(), Error> {
     use crate::report::html::same_file;
     if out.jsonl.as_deref() == Some("-") && out.json.as_deref() == Some("-") {
         return Err(Error::Usage(
@@ -426,6 +430,24 @@ pub(crate) fn check_paths(files: &[String], out: &OutputArgs) -> Result<(), Erro
             )));
         }
     }
+    // One output over another (`--write x.pcap --json x.pcap` would replace
+    // the evidence with the JSON).
+    let write = write.map(|w| w.to_string_lossy().into_owned());
+    let named: Vec<(&str, &String)> = outputs
+        .iter()
+        .map(|(f, p)| (*f, *p))
+        .chain([("--write", &write)])
+        .filter_map(|(f, p)| Some((f, p.as_ref().filter(|p| *p != "-")?)))
+        .collect();
+    for (i, (fa, a)) in named.iter().enumerate() {
+        for (fb, b) in &named[i + 1..] {
+            if a == b || same_file(Path::new(a.as_str()), Path::new(b.as_str())) {
+                return Err(Error::Usage(format!(
+                    "{fa} {a} and {fb} {b} are the same file; give each output its own path"
+                )));
+            }
+        }
+    }
     for (i, a) in files.iter().enumerate() {
         let twice = files[i + 1..].iter().any(|b| {
             (a == "-" && b == "-")
@@ -446,8 +468,13 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let args = &args;
     if !args.connection.is_empty() {
         timeline::check_inputs(&args.files)?;
+        if args.output.jsonl.as_deref() == Some("-") {
+            return Err(Error::Usage(
+                "--connection prints timelines, --jsonl - JSON lines: not both on stdout".into(),
+            ));
+        }
     }
-    check_paths(&args.files, &args.output)?;
+    check_paths(&args.files, &args.output, None)?;
     let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();
     // Ctrl-C while reading a pipe (`tcpdump -w - | wsclose analyze -`):
@@ -474,6 +501,11 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
             .then_some(&mut write_lines as OnDecided<'_>),
     };
     let (summary, warnings) = analyze_files_with(&args.files, settings.clone(), limits, hooks)?;
+    // `--jsonl - | head`: the reader took what it wanted; a summary of part
+    // of the capture would pass for all of it.
+    if lines.reader_gone() {
+        return Ok(ExitCode::SUCCESS);
+    }
     for w in &warnings {
         eprintln!("wsclose: warning: {w}");
     }

@@ -165,8 +165,14 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Handles the packets libpcap has ready, at most [`BATCH`]: how many
-    /// there were, and whether `--count` is reached.
-    fn batch(&mut self, cap: &mut Handle, analyzer: &mut Analyzer) -> Result<(usize, bool), Error> {
+    /// there were, and whether to stop: `--count` is reached, or (on stop)
+    /// a packet came after `until`, which is left out.
+    fn batch(
+        &mut self,
+        cap: &mut Handle,
+        analyzer: &mut Analyzer,
+        until: Option<Ts>,
+    ) -> Result<(usize, bool), Error> {
         let mut got = 0;
         while got < BATCH {
             match cap.next_packet() {
@@ -176,6 +182,9 @@ impl Run<'_> {
                     #[allow(clippy::useless_conversion)]
                     let ts = Ts(i64::from(p.header.ts.tv_sec) * 1_000_000_000
                         + i64::from(p.header.ts.tv_usec) * 1000);
+                    if until.is_some_and(|u| ts > u) {
+                        return Ok((got, true));
+                    }
                     if let Some(s) = self.save.as_mut() {
                         s.write(&p);
                     }
@@ -218,15 +227,17 @@ impl Run<'_> {
 
 /// On stop, the packets captured before it: libpcap hands a block of the
 /// kernel's ring over only when it is full or its timeout (a tick) passed,
-/// so the last packets wait up to a tick. Reads until a tick and a half
-/// went by with nothing new, for three ticks at most (traffic that goes on
-/// after the stop must not hold it up; a stop right after the traffic lost
-/// up to all of its packets before).
+/// so the last packets wait up to a tick, and under load a backlog waits
+/// behind them. Reads until a packet stamped after the stop comes (traffic
+/// that goes on does not hold the stop up) or a tick and a half went by
+/// with nothing new; [`DRAIN_MAX`] at most. (A stop right after the traffic
+/// lost up to all of its packets before.)
 fn drain(run: &mut Run, cap: &mut Handle, analyzer: &mut Analyzer, fd: i32) -> Result<(), Error> {
     let stopped = Instant::now();
+    let until = wall_clock();
     let mut quiet_since = stopped;
-    while stopped.elapsed() < TICK * 3 {
-        let (got, done) = run.batch(cap, analyzer)?;
+    while stopped.elapsed() < DRAIN_MAX {
+        let (got, done) = run.batch(cap, analyzer, Some(until))?;
         if done {
             break;
         }
@@ -240,6 +251,9 @@ fn drain(run: &mut Run, cap: &mut Handle, analyzer: &mut Analyzer, fd: i32) -> R
     }
     Ok(())
 }
+
+/// The longest drain on stop (a backlog of seconds under load).
+const DRAIN_MAX: Duration = Duration::from_secs(10);
 
 /// How far the capture got, after each batch of packets (for a status line).
 #[derive(Debug, Clone, Copy, Default)]
@@ -288,7 +302,7 @@ pub(crate) fn run(
         if let Ok(mut keys) = analyzer.settings().keys.write() {
             let _ = keys.reload();
         }
-        let (got, done) = run.batch(&mut cap, analyzer)?;
+        let (got, done) = run.batch(&mut cap, analyzer, None)?;
         if done {
             break;
         }

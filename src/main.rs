@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use wsclose::error::Error;
 
 /// The one place an error is printed and the exit status chosen: a run
-/// that fails prints one line, `wsclose: ...`, and exits 2.
+/// that fails prints one line, `wsclose: ...`, and exits 2 (126 or 127 for
+/// a `sniff -- CMD` that cannot be started).
 fn main() -> ExitCode {
     match wsclose::cli::run() {
         Ok(code) => code,

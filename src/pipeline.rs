@@ -127,12 +127,12 @@ fn run_readers(
         };
         let ts = pkt.ts;
         feed(&mut analyzer, pkt, counts);
-        if let Some(on) = hooks.decided.as_mut()
-            && n % DECIDED_EVERY == 0
-        {
+        if let Some(on) = hooks.decided.as_mut() {
             // Close deadlines pass on capture time here.
             analyzer.tick(ts);
-            on(analyzer.take_decided())?;
+            if n % DECIDED_EVERY == 0 {
+                on(analyzer.take_decided())?;
+            }
         }
     }
     progress.done();

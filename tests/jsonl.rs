@@ -4,7 +4,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use common::{Capture, Conn, T0, path_str};
 use serde_json::Value;
+
+mod common;
 
 fn wsclose(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wsclose"))
@@ -88,14 +91,33 @@ fn jsonl_traps_are_usage_errors() {
     );
 }
 
+/// A capture whose JSON lines are far more than a pipe holds (64 KB).
+fn many_lines() -> std::path::PathBuf {
+    let conns: Vec<Conn> = (0..600u16)
+        .map(|i| {
+            let mut c = Conn::new(
+                &format!("10.0.1.{}:{}", i % 200 + 1, 30_000 + i),
+                "10.0.0.2:8765",
+            );
+            let t = T0 + f64::from(i) * 0.01;
+            c.open_ws(t);
+            c.close_cleanly(t + 0.5);
+            c
+        })
+        .collect();
+    let refs: Vec<&Conn> = conns.iter().collect();
+    Capture::merge(&refs).write("jsonl-many")
+}
+
+/// `--jsonl - | head -1`: the run ends quietly, without a summary (of part
+/// of the capture, it would pass for all of it).
 #[test]
 fn a_reader_going_away_ends_the_run_quietly() {
-    let sample = format!(
-        "{}/samples/many-connections.pcap",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let capture = many_lines();
+    let json = std::env::temp_dir().join(format!("wsclose-jsonl-gone-{}.json", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
-        .args(["analyze", &sample, "--jsonl", "-"])
+        .args(["analyze", path_str(&capture), "--jsonl", "-", "--json"])
+        .arg(&json)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -109,7 +131,38 @@ fn a_reader_going_away_ends_the_run_quietly() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("Broken pipe"), "{err}");
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("Connections"),
+        "{err}"
+    );
+    assert!(
+        !json.exists(),
+        "a summary of part of the capture was written"
+    );
+    // Read to the end, the same run writes all 600 lines and the summary.
+    let all = wsclose(&["analyze", path_str(&capture), "--jsonl", "-"]);
+    assert_eq!(String::from_utf8_lossy(&all.stdout).lines().count(), 600);
+}
+
+#[test]
+fn connection_timelines_and_jsonl_on_stdout_are_refused() {
+    let out = wsclose(&["analyze", &sample(), "--connection", "1", "--jsonl", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+/// Outputs over each other are usage errors (`--write x --json x` would
+/// replace the evidence).
+#[test]
+fn one_output_over_another_is_refused() {
+    let dir = std::env::temp_dir();
+    let same = dir.join(format!("wsclose-same-{}.out", std::process::id()));
+    let same = same.to_string_lossy().into_owned();
+    let out = wsclose(&["analyze", &sample(), "--json", &same, "--jsonl", &same]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("are the same file"), "{err}");
+    assert!(!std::path::Path::new(&same).exists());
 }
 
 #[test]

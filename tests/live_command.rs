@@ -5,6 +5,7 @@
 //! command exits. Needs root (CI runs as root); skipped with a message
 //! otherwise.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -201,20 +202,30 @@ fn a_status_line_only_on_a_terminal() {
         "{} sniff -i lo -f 'tcp port {port}' --duration 1.5 > /dev/null",
         env!("CARGO_BIN_EXE_wsclose")
     );
-    let pty = Command::new("script")
+    let mut pty = Command::new("script")
         .args(["-qefc", &sniff, "/dev/null"])
+        .env("TERM", "xterm")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("script");
-    std::thread::sleep(Duration::from_millis(500));
+    // Read what the terminal shows until the capture is ready, then talk.
+    let mut out = pty.stdout.take().expect("pty output");
+    let mut shown = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !text(&shown).contains("capturing on") {
+        let n = out.read(&mut buf).expect("read the pty");
+        assert!(n > 0, "sniff ended before it was ready: {:?}", text(&shown));
+        shown.extend_from_slice(&buf[..n]);
+    }
     let session = Command::new(ws_session())
         .args(["--port", &port.to_string()])
         .output()
         .expect("ws-session");
     assert!(session.status.success());
-    let out = pty.wait_with_output().expect("script output");
-    let shown = text(&out.stdout);
+    out.read_to_end(&mut shown).expect("read the pty");
+    let _ = pty.wait();
+    let shown = text(&shown);
     let status = shown
         .rsplit("\r\x1b[2K")
         .find(|s| s.contains(" TCP flows tracked, "))
@@ -230,6 +241,131 @@ fn a_status_line_only_on_a_terminal() {
         closing.starts_with("wsclose: ") && closing.contains(" packets captured"),
         "{shown:?}"
     );
-    let plain = sniff_session(free_port(), &[], &[]);
-    assert!(!text(&plain.stderr).contains("flows tracked"));
+    // Stderr not a terminal: no status line.
+    let plain = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", "tcp port 9", "--duration", "0.6"])
+        .output()
+        .expect("sniff");
+    let err = text(&plain.stderr);
+    assert!(
+        err.contains("capturing on") && !err.contains("flows tracked"),
+        "{err}"
+    );
+}
+
+/// `wsclose sniff -i lo -f 'tcp port 9' ARGS -- sh -c SCRIPT`, started.
+fn sniff_sh(args: &[&str], script: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", "tcp port 9"])
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wsclose sniff")
+}
+
+/// Waits until the child's stderr says the command runs; returns the rest
+/// of stderr as a reader.
+fn ready(child: &mut std::process::Child) -> BufReader<std::process::ChildStderr> {
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("capturing on") {
+        line.clear();
+        let n = err.read_line(&mut line).expect("read stderr");
+        assert!(n > 0, "sniff ended before it was ready");
+    }
+    err
+}
+
+/// The command gets none of the capture's descriptors (the packet socket,
+/// the `--write` file): only stdin, stdout and stderr.
+#[test]
+fn the_command_inherits_no_capture_descriptor() {
+    require_root!();
+    let saved = std::env::temp_dir().join(format!("wsclose-fd-{}.pcap", std::process::id()));
+    let saved_s = saved.to_string_lossy().into_owned();
+    // ls lists its own descriptors: 0-2, the directory it reads, and
+    // whatever it was given.
+    let child = sniff_sh(&["--write", &saved_s], "exec ls -l /proc/self/fd");
+    let out = child.wait_with_output().expect("wait");
+    let listing = text(&out.stdout);
+    let _ = std::fs::remove_file(&saved);
+    assert!(listing.contains(" 2 -> "), "{listing}");
+    assert!(
+        !listing.contains("socket:[") && !listing.contains(".pcap"),
+        "a capture descriptor leaked into the command:\n{listing}"
+    );
+}
+
+/// SIGTERM to wsclose alone goes on to the command; the capture lasts until
+/// it exits and the report is written, with the command's status.
+#[test]
+fn sigterm_is_passed_on_and_the_report_still_written() {
+    require_root!();
+    let mut child = sniff_sh(&[], "trap 'echo term >&2; exit 3' TERM; sleep 20 & wait");
+    let mut err = ready(&mut child);
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).expect("stderr");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(3), "{rest}");
+    assert!(
+        rest.contains("term") && rest.contains("sh exited with status 3"),
+        "{rest}"
+    );
+    assert!(text(&out.stdout).contains("No WebSocket connection found"));
+}
+
+/// A command that ignores SIGTERM is killed after the grace period when
+/// the capture stops first (`--duration`).
+#[test]
+fn a_command_deaf_to_sigterm_is_killed() {
+    require_root!();
+    let started = Instant::now();
+    let out = sniff_sh(
+        &["--duration", "0.2"],
+        "trap '' TERM; while :; do sleep 0.1; done",
+    )
+    .wait_with_output()
+    .expect("wait");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(137), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert!(err.contains("sh was ended by signal 9"), "{err}");
+}
+
+/// With a command, a reader gone from `--jsonl -` only ends the JSON lines:
+/// the command runs on to its end.
+#[test]
+fn a_jsonl_reader_going_away_does_not_stop_the_command() {
+    require_root!();
+    let port = free_port();
+    let filter = format!("tcp port {port}");
+    let session = format!("{} --port {port}", ws_session().display());
+    let script = format!("{session} >&2; sleep 0.5; {session} >&2; echo after >&2");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", &filter, "--jsonl", "-"])
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sniff");
+    let first = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("read");
+    assert!(first.starts_with("{\"id\":1,"), "{first}");
+    let out = child.wait_with_output().expect("wait");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("after"), "the command was cut short: {err}");
 }

@@ -18,6 +18,7 @@ pub(crate) struct JsonLines {
     path: String,
     /// Set when the reader went away: the capture stops.
     stop: Arc<AtomicBool>,
+    gone: bool,
 }
 
 impl JsonLines {
@@ -25,13 +26,25 @@ impl JsonLines {
         let out: Option<Box<dyn Write>> = match path {
             None => None,
             Some("-") => Some(Box::new(io::stdout())),
-            Some(p) => Some(Box::new(File::create(p).map_err(|e| Error::io(p, e))?)),
+            Some(p) => Some(Box::new(io::BufWriter::new(
+                File::create(p).map_err(|e| Error::io(p, e))?,
+            ))),
         };
         let path = match path {
             Some("-") | None => "stdout".to_string(),
             Some(p) => p.to_string(),
         };
-        Ok(JsonLines { out, path, stop })
+        Ok(JsonLines {
+            out,
+            path,
+            stop,
+            gone: false,
+        })
+    }
+
+    /// The reader of the lines went away (`--jsonl - | head`).
+    pub(crate) fn reader_gone(&self) -> bool {
+        self.gone
     }
 
     pub(crate) fn write(&mut self, decided: Vec<Decided>) -> Result<(), Error> {
@@ -56,6 +69,7 @@ impl JsonLines {
             // finish quietly, like a closed stdout does for `analyze`.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                 self.out = None;
+                self.gone = true;
                 self.stop.store(true, Ordering::Relaxed);
                 Ok(())
             }
