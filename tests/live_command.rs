@@ -304,7 +304,10 @@ fn the_command_inherits_no_capture_descriptor() {
 #[test]
 fn sigterm_is_passed_on_and_the_report_still_written() {
     require_root!();
-    let mut child = sniff_sh(&[], "trap 'echo term >&2; exit 3' TERM; sleep 20 & wait");
+    let mut child = sniff_sh(
+        &[],
+        "trap 'echo term >&2; exit 3' TERM; while :; do sleep 0.1; done",
+    );
     let mut err = ready(&mut child);
     std::thread::sleep(Duration::from_millis(200));
     let pid = i32::try_from(child.id()).expect("pid");
@@ -368,4 +371,40 @@ fn a_jsonl_reader_going_away_does_not_stop_the_command() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("after"), "the command was cut short: {err}");
+}
+
+/// Ctrl-C in a terminal reaches wsclose and the command (one process
+/// group): the command's own handler runs to its end, the capture lasts
+/// until then, and its status is wsclose's.
+#[test]
+fn ctrl_c_lets_the_command_finish_its_cleanup() {
+    use std::os::unix::process::CommandExt as _;
+    require_root!();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(["sniff", "-i", "lo", "-f", "tcp port 9", "--", "sh", "-c"])
+        .arg("trap 'sleep 0.5; echo cleaned >&2; exit 130' INT; while :; do sleep 0.1; done")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sniff");
+    let mut err = ready(&mut child);
+    std::thread::sleep(Duration::from_millis(200));
+    let pgid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's process group, as a terminal does.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-pgid, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).expect("stderr");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("cleaned"),
+        "the cleanup was cut short: {rest}"
+    );
+    assert!(!rest.contains("stopping sh"), "{rest}");
+    assert!(text(&out.stdout).contains("No WebSocket connection found"));
 }
