@@ -80,7 +80,11 @@ impl Account {
             }
         }
         t.findings.retain(|_, v| *v > 0);
-        t.close_codes = self.codes.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        t.close_codes = self
+            .codes
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         for (side, name) in ["client", "server"].iter().enumerate() {
             let cols = FRAME_COLUMNS
                 .iter()

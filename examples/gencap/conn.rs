@@ -78,7 +78,13 @@ impl Conn {
 
     /// Makes connection number `id` of `kind` in this slot: its heads, its
     /// script. Returns when its TCP first ends (from its start) and its tally.
-    pub fn prepare(&mut self, id: u64, kind: Kind, rng: &mut Rng, shape: Shape) -> (Option<u64>, Tally) {
+    pub fn prepare(
+        &mut self,
+        id: u64,
+        kind: Kind,
+        rng: &mut Rng,
+        shape: Shape,
+    ) -> (Option<u64>, Tally) {
         self.client_ip = 0x0a40_0000 + (id / CLIENTS_PER_IP) as u32;
         self.client_port = 10_000 + (id % CLIENTS_PER_IP) as u16;
         self.next = [rng.next() as u32, rng.next() as u32];
@@ -104,7 +110,9 @@ impl Conn {
         sha.update(&key[..n]);
         sha.update(WS_GUID);
         let mut accept = [0u8; 28];
-        let m = b64.encode_slice(sha.finalize(), &mut accept).expect("20 bytes fit 28");
+        let m = b64
+            .encode_slice(sha.finalize(), &mut accept)
+            .expect("20 bytes fit 28");
         let key = std::str::from_utf8(&key[..n]).expect("base64 is ASCII");
         let accept = std::str::from_utf8(&accept[..m]).expect("base64 is ASCII");
         let [req, resp] = &mut self.heads;
@@ -116,7 +124,9 @@ impl Conn {
         )
         .expect("writing to a Vec");
         if kind == Kind::Rejected {
-            resp.extend_from_slice(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            resp.extend_from_slice(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         } else {
             write!(
                 resp,

@@ -19,8 +19,8 @@ mod script;
 mod truth;
 mod wire;
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use clap::Parser;
@@ -73,7 +73,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         _ => (s, 1),
     };
     let n: f64 = num.parse().map_err(|_| format!("not a size: {s}"))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("not a positive size: {s}"));
     }
     Ok((n * mult as f64) as u64)
@@ -202,9 +202,13 @@ fn main() {
         args,
     };
     let started = Instant::now();
-    g.run().unwrap_or_else(|e| panic!("cannot write {}: {e}", g.args.out));
+    g.run()
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", g.args.out));
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(g.out.packets, g.account.packets, "packets written vs scripted");
+    assert_eq!(
+        g.out.packets, g.account.packets,
+        "packets written vs scripted"
+    );
     assert_eq!(g.out.bytes, g.account.bytes, "bytes written vs scripted");
     let truth = g.account.truth(params(&g.args));
     let json = serde_json::to_string_pretty(&truth).expect("the truth serialises");

@@ -418,7 +418,8 @@ fn ending(kind: Kind, b: &mut Builder<'_>, rng: &mut Rng, gap: u64, rtt: u64) {
             fin_exchange(b, Server, 100, rtt);
         }
         Kind::CleanServer => {
-            let (code, reason) = [(1000, ""), (4000, "done"), (3000, "moved")][rng.range(0, 2) as usize];
+            let (code, reason) =
+                [(1000, ""), (4000, "done"), (3000, "moved")][rng.range(0, 2) as usize];
             b.push(delay, close(Server, code, reason));
             b.push(rtt, close(Client, code, ""));
             fin_exchange(b, Server, rtt, rtt);

@@ -1,0 +1,295 @@
+//! Compares a wsclose JSON summary with the truth file `gencap` wrote for
+//! the capture: one line per compared total, exit status 1 on any
+//! mismatch, 2 when a file cannot be read.
+//!
+//! ```sh
+//! cargo run --release --example checktruth -- TRUTH.json SUMMARY.json
+//! ```
+//!
+//! The summary of a million connections is over a gigabyte: it is mapped,
+//! and only the fields compared are kept (per connection, its frame counts).
+
+#[path = "gencap/truth.rs"]
+mod truth;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::process::ExitCode;
+
+use serde::Deserialize;
+use truth::{Counts, DiagnosisTruth, Truth};
+
+#[derive(Deserialize)]
+struct Summary {
+    sources: Vec<Source>,
+    totals: Totals,
+    /// The connections' frame counts, summed as they are read.
+    #[serde(deserialize_with = "sum_frames")]
+    connections: FrameSums,
+    #[serde(default)]
+    diagnoses: Vec<Diagnosis>,
+    #[serde(default)]
+    analysis: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct Totals {
+    connections: u64,
+    outcomes: Counts,
+    close_codes: Counts,
+    findings: Counts,
+    severities: Counts,
+}
+
+#[derive(Deserialize)]
+struct Connection {
+    frames: Frames,
+}
+
+#[derive(Deserialize, Default)]
+struct Frames {
+    client: Columns,
+    server: Columns,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Columns {
+    text: u64,
+    binary: u64,
+    continuation: u64,
+    ping: u64,
+    pong: u64,
+    close: u64,
+    payload_bytes: u64,
+}
+
+impl Columns {
+    fn add(&mut self, o: &Columns) {
+        self.text += o.text;
+        self.binary += o.binary;
+        self.continuation += o.continuation;
+        self.ping += o.ping;
+        self.pong += o.pong;
+        self.close += o.close;
+        self.payload_bytes += o.payload_bytes;
+    }
+
+    fn counts(&self) -> Counts {
+        [
+            ("text", self.text),
+            ("binary", self.binary),
+            ("continuation", self.continuation),
+            ("ping", self.ping),
+            ("pong", self.pong),
+            ("close", self.close),
+            ("payload_bytes", self.payload_bytes),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// How many connections were listed and their frames summed.
+#[derive(Default)]
+struct FrameSums {
+    listed: u64,
+    frames: Frames,
+}
+
+/// Sums the connections' frames while the array is read, keeping none of
+/// them (a million connections would otherwise take gigabytes).
+fn sum_frames<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FrameSums, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = FrameSums;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of connections")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<FrameSums, A::Error> {
+            let mut sums = FrameSums::default();
+            while let Some(c) = seq.next_element::<Connection>()? {
+                sums.listed += 1;
+                sums.frames.client.add(&c.frames.client);
+                sums.frames.server.add(&c.frames.server);
+            }
+            Ok(sums)
+        }
+    }
+    d.deserialize_seq(Visit)
+}
+
+#[derive(Deserialize)]
+struct Diagnosis {
+    kind: String,
+    side: Option<String>,
+    connections: Vec<u64>,
+    value_s: Option<f64>,
+    #[serde(default)]
+    code: Option<u16>,
+}
+
+/// The comparison so far: every line printed, mismatches counted.
+#[derive(Default)]
+struct Report {
+    compared: u64,
+    failed: u64,
+}
+
+impl Report {
+    fn eq(&mut self, what: &str, want: u64, got: u64) {
+        self.line(what, want == got, &want.to_string(), &got.to_string());
+    }
+
+    fn line(&mut self, what: &str, ok: bool, want: &str, got: &str) {
+        self.compared += 1;
+        if ok {
+            println!("ok    {what}: {got}");
+        } else {
+            self.failed += 1;
+            println!("DIFF  {what}: expected {want}, got {got}");
+        }
+    }
+
+    /// Every key of either map (absent counts as 0).
+    fn counts(&mut self, what: &str, want: &Counts, got: &Counts) {
+        let keys: std::collections::BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+        for k in keys {
+            let (w, g) = (want.get(k).copied(), got.get(k).copied());
+            self.eq(&format!("{what}.{k}"), w.unwrap_or(0), g.unwrap_or(0));
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [truth_path, summary_path] = args.as_slice() else {
+        eprintln!("usage: checktruth TRUTH.json SUMMARY.json");
+        return ExitCode::from(2);
+    };
+    let truth: Truth = match read_json(truth_path) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    let summary: Summary = match read_json(summary_path) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let r = compare(&truth, &summary);
+    println!("{} totals compared, {} wrong", r.compared, r.failed);
+    if r.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(e: &str) -> ExitCode {
+    eprintln!("checktruth: {e}");
+    ExitCode::from(2)
+}
+
+/// Parses a JSON file from a read-only map (no copy of a large summary).
+fn read_json<T: for<'de> Deserialize<'de>>(path: &str) -> Result<T, String> {
+    let file = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    if file.metadata().map_err(|e| format!("{path}: {e}"))?.len() == 0 {
+        return Err(format!("{path}: empty"));
+    }
+    // SAFETY: a read-only map of a file nobody writes while it is read.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("{path}: {e}"))?;
+    serde_json::from_slice(&map).map_err(|e| format!("{path}: {e}"))
+}
+
+fn compare(t: &Truth, s: &Summary) -> Report {
+    let mut r = Report::default();
+    let (packets, bytes) = s
+        .sources
+        .iter()
+        .fold((0, 0), |(p, b), x| (p + x.packets, b + x.bytes));
+    r.eq("sources.packets", t.packets, packets);
+    r.eq("sources.bytes", t.bytes, bytes);
+    r.eq("totals.connections", t.connections, s.totals.connections);
+    r.eq("connections (listed)", t.connections, s.connections.listed);
+    r.counts("totals.outcomes", &t.outcomes, &s.totals.outcomes);
+    r.counts("totals.findings", &t.findings, &s.totals.findings);
+    r.counts("totals.severities", &t.severities, &s.totals.severities);
+    r.counts("totals.close_codes", &t.close_codes, &s.totals.close_codes);
+    let sums = &s.connections.frames;
+    for (side, want) in &t.frames {
+        let got = match side.as_str() {
+            "client" => sums.client.counts(),
+            "server" => sums.server.counts(),
+            _ => Counts::new(),
+        };
+        r.counts(&format!("frames.{side}"), want, &got);
+    }
+    for (k, want) in &t.analysis {
+        let got = s.analysis.get(k).and_then(serde_json::Value::as_u64);
+        let got = got.map_or("missing".to_string(), |g| g.to_string());
+        r.line(
+            &format!("analysis.{k}"),
+            got == want.to_string(),
+            &want.to_string(),
+            &got,
+        );
+    }
+    diagnoses(&mut r, &t.diagnoses, &s.diagnoses);
+    r
+}
+
+/// The diagnoses expected must all be there (kind, side, code, number of
+/// connections, value within 1 ms), and no other.
+fn diagnoses(r: &mut Report, want: &[DiagnosisTruth], got: &[Diagnosis]) {
+    let key = |kind: &str, side: &Option<String>, code: Option<u16>| {
+        format!(
+            "diagnoses.{kind}[{}{}]",
+            side.as_deref().unwrap_or("null"),
+            code.map_or(String::new(), |c| format!(",{c}"))
+        )
+    };
+    let mut left: Vec<&Diagnosis> = got.iter().collect();
+    for w in want {
+        let name = key(&w.kind, &w.side, w.code);
+        let found = left
+            .iter()
+            .position(|d| d.kind == w.kind && d.side == w.side && d.code == w.code);
+        let Some(i) = found else {
+            r.line(
+                &name,
+                false,
+                &format!("{} connections", w.connections),
+                "none",
+            );
+            continue;
+        };
+        let d = left.remove(i);
+        r.eq(
+            &format!("{name}.connections"),
+            w.connections,
+            d.connections.len() as u64,
+        );
+        if let Some(v) = w.value_s {
+            let ok = d.value_s.is_some_and(|g| (g - v).abs() <= 0.001);
+            let got = d.value_s.map_or("null".to_string(), |g| g.to_string());
+            r.line(&format!("{name}.value_s"), ok, &v.to_string(), &got);
+        }
+    }
+    for d in left {
+        let name = key(&d.kind, &d.side, d.code);
+        r.line(
+            &name,
+            false,
+            "none",
+            &format!("{} connections", d.connections.len()),
+        );
+    }
+}
