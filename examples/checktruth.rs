@@ -30,12 +30,17 @@ struct Summary {
     diagnoses: Vec<Diagnosis>,
     #[serde(default)]
     analysis: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    limits: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 struct Source {
     packets: u64,
     bytes: u64,
+    /// The counters a generated capture must have at 0, by name.
+    #[serde(flatten)]
+    rest: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +55,50 @@ struct Totals {
 #[derive(Deserialize)]
 struct Connection {
     frames: Frames,
+    close: Close,
+    handshake: Option<Handshake>,
+}
+
+#[derive(Deserialize)]
+struct Close {
+    initiator: Option<String>,
+    tcp_end: TcpEnd,
+}
+
+#[derive(Deserialize)]
+struct TcpEnd {
+    kind: String,
+    by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Handshake {
+    status: Option<u16>,
+    accept_valid: Option<bool>,
+}
+
+impl Connection {
+    /// The facts the truth counts (`close.initiator=client` ...).
+    fn facts(&self) -> [String; 5] {
+        let or_null = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+        let h = self.handshake.as_ref();
+        [
+            format!("close.initiator={}", or_null(self.close.initiator.clone())),
+            format!("close.tcp_end.kind={}", self.close.tcp_end.kind),
+            format!(
+                "close.tcp_end.by={}",
+                or_null(self.close.tcp_end.by.clone())
+            ),
+            format!(
+                "handshake.status={}",
+                or_null(h.and_then(|h| h.status).map(|s| s.to_string()))
+            ),
+            format!(
+                "handshake.accept_valid={}",
+                or_null(h.and_then(|h| h.accept_valid).map(|a| a.to_string()))
+            ),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -96,11 +145,13 @@ impl Columns {
     }
 }
 
-/// How many connections were listed and their frames summed.
+/// How many connections were listed, their frames summed, their facts
+/// counted.
 #[derive(Default)]
 struct FrameSums {
     listed: u64,
     frames: Frames,
+    facts: Counts,
 }
 
 /// Sums the connections' frames while the array is read, keeping none of
@@ -121,6 +172,9 @@ fn sum_frames<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FrameSums, D::Er
                 sums.listed += 1;
                 sums.frames.client.add(&c.frames.client);
                 sums.frames.server.add(&c.frames.server);
+                for f in c.facts() {
+                    *sums.facts.entry(f).or_default() += 1;
+                }
             }
             Ok(sums)
         }
@@ -231,6 +285,16 @@ fn compare(t: &Truth, s: &Summary) -> Report {
             _ => Counts::new(),
         };
         r.counts(&format!("frames.{side}"), want, &got);
+    }
+    r.counts("connections[]", &t.connection_facts, &s.connections.facts);
+    for name in &t.zero {
+        let got = match name.split_once('.') {
+            Some(("sources", k)) => s.sources.iter().map(|x| x.rest.get(k)).next().flatten(),
+            Some(("limits", k)) => s.limits.get(k),
+            _ => None,
+        };
+        let got = got.map_or("missing".to_string(), ToString::to_string);
+        r.line(name, got == "0", "0", &got);
     }
     for (k, want) in &t.analysis {
         let got = s.analysis.get(k).and_then(serde_json::Value::as_u64);

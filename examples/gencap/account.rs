@@ -74,6 +74,9 @@ impl Account {
         for (kind, _) in KINDS {
             let n = self.count(kind);
             *t.outcomes.entry(kind.outcome().into()).or_default() += n;
+            for fact in kind.facts() {
+                *t.connection_facts.entry(fact.into()).or_default() += n;
+            }
             for (f, sev) in kind.findings() {
                 *t.findings.entry((*f).into()).or_default() += n;
                 *t.severities.entry((*sev).into()).or_default() += n;
@@ -104,6 +107,19 @@ impl Account {
         ] {
             t.analysis.insert(k.into(), v);
         }
+        t.connection_facts.retain(|_, v| *v > 0);
+        t.zero = [
+            "sources.not_tcp",
+            "sources.undecodable",
+            "sources.corrupt_records",
+            "limits.flows_evicted",
+            "limits.websocket_flows_evicted",
+            "limits.packets_of_evicted_flows",
+            "limits.holes_given_up",
+            "limits.buffered_bytes_shed",
+        ]
+        .map(String::from)
+        .to_vec();
         t.diagnoses = self.diagnoses();
         t
     }

@@ -15,17 +15,29 @@ const SERVER_PORT: u16 = 8080;
 const CLIENTS_PER_IP: u64 = 50_000;
 const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// Payload bytes of data frames: printable ASCII, so every text message
-/// is valid UTF-8 wherever a frame or a segment cuts it.
+/// Payload bytes of data frames: UTF-8 in 4-byte units (ASCII, and
+/// characters of 2, 3 and 4 bytes), so a text message of whole units is
+/// valid UTF-8, while frames and segments cut it anywhere.
 const PATTERN_LEN: usize = 1 << 16;
 static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
 fn pattern() -> &'static [u8] {
     PATTERN.get_or_init(|| {
         let mut r = Rng(42);
-        (0..PATTERN_LEN + 16)
-            .map(|_| b' ' + (r.next() % 95) as u8)
-            .collect()
+        let mut p = Vec::with_capacity(PATTERN_LEN);
+        while p.len() < PATTERN_LEN {
+            let ascii = b'a' + (r.next() % 26) as u8;
+            match r.next() % 4 {
+                0 => p.extend_from_slice("é".as_bytes()),
+                1 => p.extend_from_slice("€".as_bytes()),
+                2 => p.extend_from_slice("😀".as_bytes()),
+                _ => p.extend_from_slice(&[ascii, ascii]),
+            }
+            while p.len() % 4 != 0 {
+                p.push(ascii);
+            }
+        }
+        p
     })
 }
 
@@ -38,6 +50,8 @@ struct Cursor {
     hlen: usize,
     hpos: usize,
     off: u64,
+    /// Offset of the frame's payload in its message's payload.
+    msg_off: u64,
     left: u64,
     mask: Option<[u8; 4]>,
 }
@@ -88,7 +102,7 @@ impl Conn {
         self.client_ip = 0x0a40_0000 + (id / CLIENTS_PER_IP) as u32;
         self.client_port = 10_000 + (id % CLIENTS_PER_IP) as u16;
         self.next = [rng.next() as u32, rng.next() as u32];
-        self.pat_base = rng.next() % PATTERN_LEN as u64;
+        self.pat_base = rng.next() % PATTERN_LEN as u64 & !3;
         self.step = 0;
         self.seg = 0;
         self.head_pos = 0;
@@ -208,9 +222,11 @@ impl Conn {
         let len = m.frame_len(i);
         let mask = (m.from == Side::Client).then(|| (rng.next() as u32).to_be_bytes());
         let opcode = if i == 0 { m.opcode } else { 0 };
+        let fin = m.fin && i + 1 == m.frames;
         let c = &mut self.cur;
         c.frame = i;
-        c.hlen = wire::frame_header(&mut c.hdr, i + 1 == m.frames, opcode, len, mask);
+        c.msg_off = m.pat_off + m.len / u64::from(m.frames) * u64::from(i);
+        c.hlen = wire::frame_header(&mut c.hdr, fin, opcode, len, mask);
         c.hpos = 0;
         c.off = 0;
         c.left = len;
@@ -231,7 +247,12 @@ impl Conn {
             }
             if c.hpos == c.hlen && c.left > 0 && n < area.len() {
                 let k = (c.left as usize).min(area.len() - n);
-                payload(m, c.off, self.pat_base, &mut area[n..n + k]);
+                let at = if m.close.is_some() {
+                    c.off
+                } else {
+                    c.msg_off + c.off
+                };
+                payload(m, at, self.pat_base, &mut area[n..n + k]);
                 if let Some(mask) = c.mask {
                     wire::apply_mask(&mut area[n..n + k], mask, c.off);
                 }

@@ -30,16 +30,34 @@ impl Side {
     }
 }
 
-/// One message: `frames` frames (the first `opcode`, the rest
-/// continuations) carrying `len` payload bytes; a close frame carries its
-/// code and reason.
+/// A run of frames of one message: `frames` frames (the first `opcode`,
+/// the rest continuations) carrying `len` payload bytes, FIN on the last
+/// one when `fin`; a close frame carries its code and reason. A message
+/// split by a control frame is two runs, the second starting `pat_off`
+/// bytes into the message's payload.
 #[derive(Clone, Copy, Debug)]
 pub struct Msg {
     pub from: Side,
     pub opcode: u8,
     pub len: u64,
     pub frames: u32,
+    pub fin: bool,
+    pub pat_off: u64,
     pub close: Option<(u16, &'static str)>,
+}
+
+impl Default for Msg {
+    fn default() -> Msg {
+        Msg {
+            from: Side::Client,
+            opcode: 1,
+            len: 0,
+            frames: 1,
+            fin: true,
+            pat_off: 0,
+            close: None,
+        }
+    }
 }
 
 impl Msg {
@@ -155,6 +173,31 @@ impl Kind {
         }
     }
 
+    /// What its connection object must say: close initiator, how and by
+    /// whom TCP ended, the upgrade's status and whether its accept is valid.
+    pub fn facts(self) -> [&'static str; 5] {
+        const C: &str = "close.initiator=client";
+        const S: &str = "close.initiator=server";
+        const N: &str = "close.initiator=null";
+        const FIN: &str = "close.tcp_end.kind=fin";
+        const RST: &str = "close.tcp_end.kind=rst";
+        const BY_C: &str = "close.tcp_end.by=client";
+        const BY_S: &str = "close.tcp_end.by=server";
+        let (initiator, end, by) = match self {
+            Kind::CleanClient | Kind::Unanswered => (C, FIN, BY_S),
+            Kind::CleanServer | Kind::ServerError1011 => (S, FIN, BY_S),
+            Kind::CleanClientFinFirst | Kind::Timeout => (C, FIN, BY_C),
+            Kind::RstAfterClose => (C, RST, BY_C),
+            Kind::Abnormal | Kind::IdleCut | Kind::Rejected => (N, FIN, BY_S),
+            Kind::AbnormalRst => (N, RST, BY_C),
+        };
+        let (status, accept) = match self {
+            Kind::Rejected => ("handshake.status=403", "handshake.accept_valid=null"),
+            _ => ("handshake.status=101", "handshake.accept_valid=true"),
+        };
+        [initiator, end, by, status, accept]
+    }
+
     /// Cut in the sense of the diagnoses (outcome abnormal): its TCP end
     /// takes one of the spaced cut slots.
     pub fn is_cut(self) -> bool {
@@ -254,6 +297,7 @@ impl Builder<'_> {
     fn count(&mut self, m: &Msg) {
         let f = &mut self.tally.frames[m.from.idx()];
         let col = match m.opcode {
+            0 => 2,
             1 => 0,
             2 => 1,
             9 => 3,
@@ -326,8 +370,11 @@ fn data_plan(kind: Kind, rng: &mut Rng, shape: Shape) -> (u64, u64) {
     }
 }
 
-/// One data action: a message from either side (sometimes fragmented), or
-/// a ping answered by a pong.
+/// One data action: a message from either side (sometimes fragmented,
+/// sometimes with a ping between its fragments, RFC 6455 5.4), or a ping
+/// answered by a pong. Text lengths are whole 4-byte units of the payload
+/// pattern, so every text message is valid UTF-8 wherever frames and
+/// segments cut its characters.
 fn data_action(b: &mut Builder<'_>, rng: &mut Rng, shape: Shape, delay: u64, rtt: u64) {
     let r = rng.next() % 100;
     let from = if rng.chance(45) {
@@ -336,55 +383,70 @@ fn data_action(b: &mut Builder<'_>, rng: &mut Rng, shape: Shape, delay: u64, rtt
         Side::Server
     };
     let opcode = if rng.chance(60) { 1 } else { 2 };
+    let whole = |len: u64| if opcode == 1 { len & !3 } else { len };
+    let msg = Msg {
+        from,
+        opcode,
+        ..Msg::default()
+    };
     match r {
         0..=84 => {
-            let len = message_len(rng, shape.mss);
-            let m = Msg {
-                from,
-                opcode,
-                len,
-                frames: 1,
-                close: None,
-            };
-            b.push(delay, What::Msg(m));
+            let len = whole(message_len(rng, shape.mss));
+            b.push(delay, What::Msg(Msg { len, ..msg }));
         }
-        85..=94 => {
-            let len = rng.range(0, 16);
-            let ping = Msg {
-                from,
-                opcode: 9,
-                len,
-                frames: 1,
-                close: None,
-            };
-            b.push(delay, What::Msg(ping));
-            let pong = Msg {
-                from: from.other(),
-                opcode: 10,
-                ..ping
-            };
-            b.push(rtt, What::Msg(pong));
-        }
+        85..=94 => ping_pong(b, from, rng.range(0, 16), delay, rtt),
         _ => {
             let frames = rng.range(2, 5) as u32;
-            let len = rng.range(u64::from(frames), 4 * shape.mss.max(200));
-            let m = Msg {
-                from,
-                opcode,
-                len,
-                frames,
-                close: None,
+            let len = whole(rng.range(u64::from(frames), 4 * shape.mss.max(200)));
+            if rng.chance(50) {
+                b.push(delay, What::Msg(Msg { len, frames, ..msg }));
+                return;
+            }
+            // The first `a` frames, a ping and its pong, the rest.
+            let a = rng.range(1, u64::from(frames) - 1) as u32;
+            let first = len / u64::from(frames) * u64::from(a);
+            let head = Msg {
+                len: first,
+                frames: a,
+                fin: false,
+                ..msg
             };
-            b.push(delay, What::Msg(m));
+            b.push(delay, What::Msg(head));
+            ping_pong(b, from, rng.range(0, 8), 100, rtt);
+            let tail = Msg {
+                opcode: 0,
+                len: len - first,
+                frames: frames - a,
+                pat_off: first,
+                ..msg
+            };
+            b.push(100, What::Msg(tail));
         }
     }
+}
+
+/// A ping from `from` and the other side's pong with the same payload.
+fn ping_pong(b: &mut Builder<'_>, from: Side, len: u64, delay: u64, rtt: u64) {
+    let ping = Msg {
+        from,
+        opcode: 9,
+        len,
+        ..Msg::default()
+    };
+    b.push(delay, What::Msg(ping));
+    let pong = Msg {
+        from: from.other(),
+        opcode: 10,
+        ..ping
+    };
+    b.push(rtt, What::Msg(pong));
 }
 
 /// A payload length: mostly the 7-bit form, some 16-bit (up to four
 /// segments), a few 64-bit (over 64 KiB).
 fn message_len(rng: &mut Rng, mss: u64) -> u64 {
     match rng.next() % 1000 {
-        0..=699 => rng.range(1, 125),
+        0..=699 => rng.range(0, 125),
         700..=994 => rng.range(126, (4 * mss).clamp(200, 0xffff)),
         _ => rng.range(0x10000, 0x10000 + 16 * mss),
     }
@@ -395,8 +457,8 @@ fn close(from: Side, code: u16, reason: &'static str) -> What {
         from,
         opcode: 8,
         len: 2 + reason.len() as u64,
-        frames: 1,
         close: Some((code, reason)),
+        ..Msg::default()
     })
 }
 
@@ -419,7 +481,7 @@ fn ending(kind: Kind, b: &mut Builder<'_>, rng: &mut Rng, gap: u64, rtt: u64) {
         }
         Kind::CleanServer => {
             let (code, reason) =
-                [(1000, ""), (4000, "done"), (3000, "moved")][rng.range(0, 2) as usize];
+                [(1000, ""), (4000, "délai dépassé ✓"), (3000, "moved")][rng.range(0, 2) as usize];
             b.push(delay, close(Server, code, reason));
             b.push(rtt, close(Client, code, ""));
             fin_exchange(b, Server, rtt, rtt);

@@ -32,6 +32,13 @@ pub struct Truth {
     pub frames: BTreeMap<String, Counts>,
     /// `analysis` counters (tcp_segments, tcp_flows, gaps ...).
     pub analysis: Counts,
+    /// `sources[0]` counters that must be 0 (`not_tcp`, `undecodable`,
+    /// `corrupt_records`) and `limits` counters that must be 0 (nothing
+    /// evicted, given up or shed).
+    pub zero: Vec<String>,
+    /// Facts of every connection, counted: `close.initiator=client`,
+    /// `close.tcp_end.kind=rst`, `handshake.status=101` ...
+    pub connection_facts: Counts,
     /// The diagnoses expected, and no others.
     pub diagnoses: Vec<DiagnosisTruth>,
 }
