@@ -102,7 +102,7 @@ impl Conn {
         self.client_ip = 0x0a40_0000 + (id / CLIENTS_PER_IP) as u32;
         self.client_port = 10_000 + (id % CLIENTS_PER_IP) as u16;
         self.next = [rng.next() as u32, rng.next() as u32];
-        self.pat_base = rng.next() % PATTERN_LEN as u64 & !3;
+        self.pat_base = (rng.next() % PATTERN_LEN as u64) & !3;
         self.step = 0;
         self.seg = 0;
         self.head_pos = 0;
