@@ -14,6 +14,7 @@ mod truth;
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Deserialize;
@@ -206,11 +207,13 @@ impl Report {
 
     fn line(&mut self, what: &str, ok: bool, want: &str, got: &str) {
         self.compared += 1;
+        // A closed stdout (`| head`) must not stop the comparison.
+        let mut out = std::io::stdout().lock();
         if ok {
-            println!("ok    {what}: {got}");
+            let _ = writeln!(out, "ok    {what}: {got}");
         } else {
             self.failed += 1;
-            println!("DIFF  {what}: expected {want}, got {got}");
+            let _ = writeln!(out, "DIFF  {what}: expected {want}, got {got}");
         }
     }
 
@@ -239,7 +242,12 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let r = compare(&truth, &summary);
-    println!("{} totals compared, {} wrong", r.compared, r.failed);
+    let _ = writeln!(
+        std::io::stdout(),
+        "{} totals compared, {} wrong",
+        r.compared,
+        r.failed
+    );
     if r.failed == 0 {
         ExitCode::SUCCESS
     } else {
