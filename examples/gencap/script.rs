@@ -285,12 +285,11 @@ impl Builder<'_> {
             _ => {}
         }
         self.steps.push(Step { at, nseg, what });
-        if nseg > 1 && matches!(what, What::Msg(_)) {
-            let to = match what {
-                What::Msg(m) => m.from.other(),
-                _ => Side::Client,
-            };
-            self.push(40, What::Ack(to));
+        // The receiver acknowledges a message of several segments.
+        if let What::Msg(m) = what
+            && nseg > 1
+        {
+            self.push(40, What::Ack(m.from.other()));
         }
     }
 
