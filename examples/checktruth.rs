@@ -55,15 +55,24 @@ struct Totals {
 
 #[derive(Deserialize)]
 struct Connection {
+    client: String,
     frames: Frames,
     close: Close,
     handshake: Option<Handshake>,
+    findings: Vec<Finding>,
 }
 
 #[derive(Deserialize)]
 struct Close {
+    outcome: String,
     initiator: Option<String>,
     tcp_end: TcpEnd,
+}
+
+#[derive(Deserialize)]
+struct Finding {
+    kind: String,
+    side: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -147,12 +156,84 @@ impl Columns {
 }
 
 /// How many connections were listed, their frames summed, their facts
-/// counted.
+/// counted, each checked against its own expectation.
 #[derive(Default)]
 struct FrameSums {
     listed: u64,
     frames: Frames,
     facts: Counts,
+    /// Connections whose outcome and findings are those of their kind.
+    as_expected: u64,
+    /// The first few that are not, described.
+    wrong: Vec<String>,
+    /// Which generator numbers were seen (a number twice is wrong).
+    seen: Vec<bool>,
+}
+
+/// Each connection's expectation (from the truth, set before the summary
+/// is read: the summary's visitor has no other way to it).
+static EXPECT: std::sync::OnceLock<Expect> = std::sync::OnceLock::new();
+
+struct Expect {
+    first_ip: u32,
+    per_ip: u64,
+    first_port: u16,
+    letters: Vec<u8>,
+    kinds: BTreeMap<u8, truth::KindTruth>,
+}
+
+impl Expect {
+    fn of(t: &Truth) -> Option<Expect> {
+        let n = t.numbering.as_ref()?;
+        Some(Expect {
+            first_ip: n.first_ip.parse::<std::net::Ipv4Addr>().ok()?.into(),
+            per_ip: n.per_ip,
+            first_port: n.first_port,
+            letters: t.per_connection.as_bytes().to_vec(),
+            kinds: t
+                .kinds
+                .iter()
+                .filter_map(|(k, v)| Some((*k.as_bytes().first()?, v.clone())))
+                .collect(),
+        })
+    }
+
+    /// The generator's number of the connection from `client` (`ip:port`).
+    fn number(&self, client: &str) -> Option<usize> {
+        let (ip, port) = client.rsplit_once(':')?;
+        let ip: u32 = ip.parse::<std::net::Ipv4Addr>().ok()?.into();
+        let port: u16 = port.parse().ok()?;
+        let hi = u64::from(ip.checked_sub(self.first_ip)?);
+        let lo = u64::from(port.checked_sub(self.first_port)?);
+        (lo < self.per_ip).then(|| usize::try_from(hi * self.per_ip + lo).ok())?
+    }
+
+    /// Checks one connection against its kind; a description when wrong.
+    fn check(&self, c: &Connection, seen: &mut [bool]) -> Result<(), String> {
+        let n = self.number(&c.client);
+        let kind = n
+            .and_then(|n| self.letters.get(n))
+            .and_then(|l| self.kinds.get(l));
+        let (Some(n), Some(kind)) = (n, kind) else {
+            return Err(format!("{}: no such connection was generated", c.client));
+        };
+        if std::mem::replace(&mut seen[n], true) {
+            return Err(format!("{}: listed twice", c.client));
+        }
+        let mut findings: Vec<String> = c
+            .findings
+            .iter()
+            .map(|f| format!("{}:{}", f.kind, f.side.as_deref().unwrap_or("null")))
+            .collect();
+        findings.sort();
+        if c.close.outcome == kind.outcome && findings == kind.findings {
+            return Ok(());
+        }
+        Err(format!(
+            "{} ({}): expected {} {:?}, got {} {:?}",
+            c.client, kind.name, kind.outcome, kind.findings, c.close.outcome, findings
+        ))
+    }
 }
 
 /// Sums the connections' frames while the array is read, keeping none of
@@ -169,8 +250,17 @@ fn sum_frames<'de, D: serde::Deserializer<'de>>(d: D) -> Result<FrameSums, D::Er
             mut seq: A,
         ) -> Result<FrameSums, A::Error> {
             let mut sums = FrameSums::default();
+            let expect = EXPECT.get();
+            sums.seen = vec![false; expect.map_or(0, |e| e.letters.len())];
             while let Some(c) = seq.next_element::<Connection>()? {
                 sums.listed += 1;
+                if let Some(e) = expect {
+                    match e.check(&c, &mut sums.seen) {
+                        Ok(()) => sums.as_expected += 1,
+                        Err(what) if sums.wrong.len() < 10 => sums.wrong.push(what),
+                        Err(_) => {}
+                    }
+                }
                 sums.frames.client.add(&c.frames.client);
                 sums.frames.server.add(&c.frames.server);
                 for f in c.facts() {
@@ -237,6 +327,9 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
+    if let Some(e) = Expect::of(&truth) {
+        let _ = EXPECT.set(e);
+    }
     let summary: Summary = match read_json(summary_path) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -295,6 +388,17 @@ fn compare(t: &Truth, s: &Summary) -> Report {
         r.counts(&format!("frames.{side}"), want, &got);
     }
     r.counts("connections[]", &t.connection_facts, &s.connections.facts);
+    if EXPECT.get().is_some() {
+        let sums = &s.connections;
+        r.eq(
+            "connections[] as their kind",
+            t.connections,
+            sums.as_expected,
+        );
+        for w in &sums.wrong {
+            let _ = writeln!(std::io::stdout(), "      {w}");
+        }
+    }
     for name in &t.zero {
         let got = match name.split_once('.') {
             Some(("sources", k)) => s.sources.iter().map(|x| x.rest.get(k)).next().flatten(),

@@ -142,11 +142,12 @@ fn short_connections_match_their_truth() {
 type Doctor = fn(&mut serde_json::Value);
 
 /// The checker is not a rubber stamp: one total off by one, one frame
-/// count off, or one diagnosis too many makes it fail with a DIFF line.
+/// count off, two connections' verdicts swapped, or one diagnosis too
+/// many makes it fail with a DIFF line.
 fn doctored_summaries_fail(dir: &Path, summary: &Path, truth: &Path) {
     let good: serde_json::Value =
         serde_json::from_slice(&std::fs::read(summary).expect("summary")).expect("summary JSON");
-    let doctor: [(&str, Doctor); 3] = [
+    let doctor: [(&str, Doctor); 4] = [
         ("totals.outcomes.clean", |s| {
             let n = s["totals"]["outcomes"]["clean"].as_u64().unwrap_or(0);
             s["totals"]["outcomes"]["clean"] = (n + 1).into();
@@ -156,6 +157,24 @@ fn doctored_summaries_fail(dir: &Path, summary: &Path, truth: &Path) {
                 .as_u64()
                 .unwrap_or(0);
             s["connections"][0]["frames"]["server"]["ping"] = (n + 1).into();
+        }),
+        // Two connections' verdicts swapped: every total still balances.
+        ("connections[] as their kind", |s| {
+            let Some(conns) = s["connections"].as_array_mut() else {
+                return;
+            };
+            let outcome = |c: &serde_json::Value| c["close"]["outcome"].clone();
+            let Some(i) = conns.iter().position(|c| outcome(c) == "clean") else {
+                return;
+            };
+            let Some(j) = conns.iter().position(|c| outcome(c) == "abnormal") else {
+                return;
+            };
+            let (a, b) = (conns[i].clone(), conns[j].clone());
+            conns[i]["close"]["outcome"] = outcome(&b);
+            conns[i]["findings"] = b["findings"].clone();
+            conns[j]["close"]["outcome"] = outcome(&a);
+            conns[j]["findings"] = a["findings"].clone();
         }),
         ("diagnoses.mass_disconnect", |s| {
             let mut d = s["diagnoses"][0].clone();

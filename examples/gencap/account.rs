@@ -3,9 +3,10 @@
 //! DIAGNOSES.md, with the chance test of wsclose's `diagnose::timing`).
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use crate::script::{IDLE_US, KINDS, Kind, Tally};
-use crate::truth::{DiagnosisTruth, Truth};
+use crate::truth::{DiagnosisTruth, KindTruth, Numbering, Truth};
 
 const FRAME_COLUMNS: [&str; 7] = [
     "text",
@@ -35,11 +36,14 @@ pub struct Account {
     codes: BTreeMap<u16, u64>,
     pub packets: u64,
     pub bytes: u64,
+    /// Each connection's kind letter, in the order opened.
+    per_connection: String,
 }
 
 impl Account {
     pub fn add(&mut self, kind: Kind, t: &Tally) {
         self.per_kind[kind.idx()] += 1;
+        self.per_connection.push(kind.letter());
         for (side, cols) in self.frames.iter_mut().enumerate() {
             for (c, v) in cols.iter_mut().enumerate() {
                 *v += t.frames[side][c];
@@ -77,7 +81,7 @@ impl Account {
             for fact in kind.facts() {
                 *t.connection_facts.entry(fact.into()).or_default() += n;
             }
-            for (f, sev) in kind.findings() {
+            for (f, sev, _) in kind.findings() {
                 *t.findings.entry((*f).into()).or_default() += n;
                 *t.severities.entry((*sev).into()).or_default() += n;
             }
@@ -121,7 +125,33 @@ impl Account {
         .map(String::from)
         .to_vec();
         t.diagnoses = self.diagnoses();
+        self.per_connection_truth(&mut t);
         t
+    }
+
+    /// Each connection's kind, and what each kind must be: so a wrong
+    /// verdict shows even where totals would balance out.
+    fn per_connection_truth(&self, t: &mut Truth) {
+        t.numbering = Some(Numbering {
+            first_ip: Ipv4Addr::from(crate::conn::FIRST_CLIENT_IP).to_string(),
+            per_ip: crate::conn::CLIENTS_PER_IP,
+            first_port: crate::conn::FIRST_CLIENT_PORT,
+        });
+        t.per_connection = self.per_connection.clone();
+        for (kind, _) in KINDS {
+            let mut findings: Vec<String> = kind
+                .findings()
+                .iter()
+                .map(|(f, _, side)| format!("{f}:{side}"))
+                .collect();
+            findings.sort();
+            let k = KindTruth {
+                name: format!("{kind:?}"),
+                outcome: kind.outcome().into(),
+                findings,
+            };
+            t.kinds.insert(kind.letter().to_string(), k);
+        }
     }
 
     /// The diagnoses the mix must give. Mass disconnects cannot happen (cut

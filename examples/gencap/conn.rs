@@ -12,7 +12,11 @@ use crate::wire::{self, ACK, Ends, FIN, PSH, PcapOut, RST, SYN};
 
 const SERVER_IP: u32 = 0x0a00_0001;
 const SERVER_PORT: u16 = 8080;
-const CLIENTS_PER_IP: u64 = 50_000;
+/// Connection `n` comes from `FIRST_CLIENT_IP + n / CLIENTS_PER_IP`, port
+/// `FIRST_CLIENT_PORT + n % CLIENTS_PER_IP`: every 4-tuple is used once.
+pub const FIRST_CLIENT_IP: u32 = 0x0a40_0000;
+pub const CLIENTS_PER_IP: u64 = 50_000;
+pub const FIRST_CLIENT_PORT: u16 = 10_000;
 const WS_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Payload bytes of data frames: UTF-8 in 4-byte units (ASCII, and
@@ -99,8 +103,8 @@ impl Conn {
         rng: &mut Rng,
         shape: Shape,
     ) -> (Option<u64>, Tally) {
-        self.client_ip = 0x0a40_0000 + (id / CLIENTS_PER_IP) as u32;
-        self.client_port = 10_000 + (id % CLIENTS_PER_IP) as u16;
+        self.client_ip = FIRST_CLIENT_IP + (id / CLIENTS_PER_IP) as u32;
+        self.client_port = FIRST_CLIENT_PORT + (id % CLIENTS_PER_IP) as u16;
         self.next = [rng.next() as u32, rng.next() as u32];
         self.pat_base = (rng.next() % PATTERN_LEN as u64) & !3;
         self.step = 0;

@@ -156,21 +156,27 @@ impl Kind {
         }
     }
 
-    /// Its findings: (kind, severity).
-    pub fn findings(self) -> &'static [(&'static str, &'static str)] {
+    /// Its findings: (kind, severity, side).
+    pub fn findings(self) -> &'static [(&'static str, &'static str, &'static str)] {
         match self {
             Kind::CleanClient | Kind::CleanServer => &[],
-            Kind::CleanClientFinFirst => &[("client_closed_tcp_first", "info")],
-            Kind::ServerError1011 => &[("error_close_code", "warning")],
+            Kind::CleanClientFinFirst => &[("client_closed_tcp_first", "info", "client")],
+            Kind::ServerError1011 => &[("error_close_code", "warning", "server")],
             Kind::RstAfterClose => &[
-                ("reset_after_close", "warning"),
-                ("client_closed_tcp_first", "info"),
+                ("client_closed_tcp_first", "info", "client"),
+                ("reset_after_close", "warning", "client"),
             ],
-            Kind::Unanswered => &[("unanswered_close", "error")],
-            Kind::Timeout => &[("close_timeout", "error")],
-            Kind::Abnormal | Kind::AbnormalRst | Kind::IdleCut => &[("abnormal_closure", "error")],
-            Kind::Rejected => &[("handshake_rejected", "warning")],
+            Kind::Unanswered => &[("unanswered_close", "error", "server")],
+            Kind::Timeout => &[("close_timeout", "error", "server")],
+            Kind::Abnormal | Kind::IdleCut => &[("abnormal_closure", "error", "server")],
+            Kind::AbnormalRst => &[("abnormal_closure", "error", "client")],
+            Kind::Rejected => &[("handshake_rejected", "warning", "server")],
         }
+    }
+
+    /// Its key in the truth's `kinds` and `per_connection`.
+    pub fn letter(self) -> char {
+        char::from(b'a' + self.idx() as u8)
     }
 
     /// What its connection object must say: close initiator, how and by

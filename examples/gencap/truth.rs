@@ -41,6 +41,33 @@ pub struct Truth {
     pub connection_facts: Counts,
     /// The diagnoses expected, and no others.
     pub diagnoses: Vec<DiagnosisTruth>,
+    /// How a connection's client address gives its number `n` (the order
+    /// the generator opened it in).
+    pub numbering: Option<Numbering>,
+    /// Connection `n`'s kind: the `n`th character, a key of `kinds`.
+    #[serde(default)]
+    pub per_connection: String,
+    /// What a connection of each kind must be in the summary.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindTruth>,
+}
+
+/// Client address of connection `n`: `first_ip + n / per_ip`, port
+/// `first_port + n % per_ip`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Numbering {
+    pub first_ip: String,
+    pub per_ip: u64,
+    pub first_port: u16,
+}
+
+/// One kind of connection: its outcome and its findings (`kind:side`,
+/// sorted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KindTruth {
+    pub name: String,
+    pub outcome: String,
+    pub findings: Vec<String>,
 }
 
 /// One expected diagnosis.
