@@ -1,0 +1,220 @@
+//! The benchmark generator's captures analysed by wsclose must reproduce
+//! the generator's truth file exactly (issue 11): a small capture of long
+//! connections and one of short ones, each checked total by total with
+//! `examples/checktruth`; and the checker must catch a doctored summary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// An example binary of this build (`cargo test` builds the examples into
+/// target/<profile>/examples/), rebuilt when it is missing or older than
+/// its sources: `cargo test --test bench_truth` builds no example.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join("examples").join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|b| newest_source() > Some(b)) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo runs");
+        assert!(st.success(), "building example {name} failed");
+    }
+    path
+}
+
+/// The latest change to the examples' sources.
+fn newest_source() -> Option<std::time::SystemTime> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs = vec![root];
+    let mut newest = None;
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                dirs.push(e.path());
+            } else if let Ok(m) = meta.modified() {
+                newest = newest.max(Some(m));
+            }
+        }
+    }
+    newest
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("the command runs");
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("wsclose-bench-truth-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// Generates a capture with `args`, analyses it, checks the summary
+/// against the truth; returns the summary's path and the truth's.
+fn generate_and_check(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf) {
+    let (pcap, truth, summary) = (
+        dir.join("cap.pcap"),
+        dir.join("truth.json"),
+        dir.join("summary.json"),
+    );
+    run(Command::new(example("gencap"))
+        .arg("--out")
+        .arg(&pcap)
+        .arg("--truth")
+        .arg(&truth)
+        .args(args));
+    run(Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .arg("analyze")
+        .arg(&pcap)
+        .arg("--json")
+        .arg(&summary));
+    let out = run(Command::new(example("checktruth"))
+        .arg(&truth)
+        .arg(&summary));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(", 0 wrong"), "{text}");
+    assert!(!text.contains("DIFF"), "{text}");
+    (summary, truth)
+}
+
+#[test]
+fn long_connections_match_their_truth() {
+    let dir = scratch("long");
+    let args = [
+        "--size",
+        "3M",
+        "--concurrent",
+        "60",
+        "--packet",
+        "190",
+        "--seed",
+        "7",
+    ];
+    let (summary, truth) = generate_and_check(&dir, &args);
+    // Every kind of the mix is there (the first connections cycle through them).
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(truth).expect("truth")).expect("truth JSON");
+    for outcome in ["clean", "unanswered", "timeout", "abnormal", "rejected"] {
+        assert!(t["outcomes"][outcome].as_u64() > Some(0), "{outcome}");
+    }
+    assert_eq!(t["diagnoses"].as_array().map(Vec::len), Some(2), "{t}");
+    doctored_summaries_fail(&dir, &summary, &dir.join("truth.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn short_connections_match_their_truth() {
+    let dir = scratch("short");
+    let args = [
+        "--short",
+        "--connections",
+        "3000",
+        "--concurrent",
+        "200",
+        "--seed",
+        "3",
+    ];
+    generate_and_check(&dir, &args);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A change made to a good summary.
+type Doctor = fn(&mut serde_json::Value);
+
+/// The checker is not a rubber stamp: one total off by one, one frame
+/// count off, two connections' verdicts swapped, or one diagnosis too
+/// many makes it fail with a DIFF line.
+fn doctored_summaries_fail(dir: &Path, summary: &Path, truth: &Path) {
+    let good: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(summary).expect("summary")).expect("summary JSON");
+    let doctor: [(&str, Doctor); 4] = [
+        ("totals.outcomes.clean", |s| {
+            let n = s["totals"]["outcomes"]["clean"].as_u64().unwrap_or(0);
+            s["totals"]["outcomes"]["clean"] = (n + 1).into();
+        }),
+        ("frames.server.ping", |s| {
+            let n = s["connections"][0]["frames"]["server"]["ping"]
+                .as_u64()
+                .unwrap_or(0);
+            s["connections"][0]["frames"]["server"]["ping"] = (n + 1).into();
+        }),
+        // Two connections' verdicts swapped: every total still balances.
+        ("connections[] as their kind", |s| {
+            let Some(conns) = s["connections"].as_array_mut() else {
+                return;
+            };
+            let outcome = |c: &serde_json::Value| c["close"]["outcome"].clone();
+            let Some(i) = conns.iter().position(|c| outcome(c) == "clean") else {
+                return;
+            };
+            let Some(j) = conns.iter().position(|c| outcome(c) == "abnormal") else {
+                return;
+            };
+            let (a, b) = (conns[i].clone(), conns[j].clone());
+            conns[i]["close"]["outcome"] = outcome(&b);
+            conns[i]["findings"] = b["findings"].clone();
+            conns[j]["close"]["outcome"] = outcome(&a);
+            conns[j]["findings"] = a["findings"].clone();
+        }),
+        ("diagnoses.mass_disconnect", |s| {
+            let mut d = s["diagnoses"][0].clone();
+            d["kind"] = "mass_disconnect".into();
+            if let Some(a) = s["diagnoses"].as_array_mut() {
+                a.push(d);
+            }
+        }),
+    ];
+    for (what, change) in doctor {
+        let mut bad = good.clone();
+        change(&mut bad);
+        let path = dir.join("doctored.json");
+        std::fs::write(&path, serde_json::to_vec(&bad).expect("JSON")).expect("write");
+        let out = Command::new(example("checktruth"))
+            .arg(truth)
+            .arg(&path)
+            .output()
+            .expect("checktruth runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert!(text.contains(&format!("DIFF  {what}")), "{what}: {text}");
+    }
+}
+
+/// The same seed gives the same capture, byte for byte.
+#[test]
+fn generation_is_deterministic() {
+    let dir = scratch("seed");
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let (pcap, truth) = (dir.join(format!("{i}.pcap")), dir.join(format!("{i}.json")));
+        run(Command::new(example("gencap"))
+            .arg("--out")
+            .arg(&pcap)
+            .arg("--truth")
+            .arg(&truth)
+            .args(["--connections", "300", "--concurrent", "30", "--seed", "11"]));
+        files.push(std::fs::read(&pcap).expect("capture"));
+    }
+    assert!(files[0] == files[1], "two runs with seed 11 differ");
+    let _ = std::fs::remove_dir_all(&dir);
+}
