@@ -324,3 +324,44 @@ fn past_100_connections_with_findings_only_their_messages_are_cut() {
     assert!(all_line.contains("Findings (times from"), "{all}");
     assert_eq!((named(&all_line), messages(&all_line)), (130, 130), "{all}");
 }
+
+/// Past 1,000 connections not clean, the first 1,000 are listed (the JSON
+/// holds every one); `--all` lists all.
+#[test]
+fn past_1000_unclean_connections_the_first_1000_are_listed() {
+    let conns: Vec<Conn> = (0..1003u32)
+        .map(|i| {
+            let client = format!("10.0.{}.{}:{}", i / 250, i % 250 + 1, 42_000 + i % 20_000);
+            let mut c = Conn::new(&client, "10.0.0.2:8765");
+            let t = T0 + f64::from(i) * 0.01;
+            c.open_ws(t);
+            c.server_fin(t + 0.2);
+            c.client_fin(t + 0.201);
+            c
+        })
+        .collect();
+    let refs: Vec<&Conn> = conns.iter().collect();
+    let path = Capture::merge(&refs).write("tables-listing-cap");
+    let file = path_str(&path);
+    let got = wsclose(&["analyze", file, "--color", "never"], Some(80), &[]);
+    let one_line = got.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        one_line.contains(
+            "Connections: the first 1000 of the 1003 not clean of 1003; 3 more not clean and 0 clean connections left out"
+        ),
+        "{}",
+        &got[..got.len().min(3000)]
+    );
+    let listed = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with('#') && l.contains(" abnormal "))
+            .count()
+    };
+    assert_eq!(listed(&got), 1000);
+    let all = wsclose(
+        &["analyze", file, "--color", "never", "--all"],
+        Some(80),
+        &[],
+    );
+    assert_eq!(listed(&all), 1003);
+}

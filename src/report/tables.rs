@@ -76,30 +76,8 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
         }
         return Ok(());
     }
-    let listed: Vec<&ConnectionReport> = if opts.all || summary.connections.len() <= MANY {
-        summary.connections.iter().collect()
-    } else {
-        summary
-            .connections
-            .iter()
-            .filter(|c| c.close.outcome != Outcome::Clean)
-            .collect()
-    };
-    let left_out = summary.connections.len() - listed.len();
+    let (listed, head) = listing(summary, opts);
     writeln!(out)?;
-    let head = if left_out == 0 {
-        format!(
-            "Connections ({}; start times from the capture's start):",
-            listed.len()
-        )
-    } else {
-        format!(
-            "Connections: the {} not clean of {}; {left_out} clean connection{} left out (--all lists them); start times from the capture's start:",
-            listed.len(),
-            summary.connections.len(),
-            if left_out == 1 { "" } else { "s" }
-        )
-    };
     for l in wrap("", "  ", &head, opts.width) {
         writeln!(out, "{l}")?;
     }
@@ -113,6 +91,40 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
     }
     findings::write(&listed, out, opts)?;
     Ok(())
+}
+
+/// Past this many connections not clean, the first ones only are listed
+/// (unless `--all`): 270,000 rows say less than the totals and diagnoses
+/// above them, and take seconds and a gigabyte to lay out.
+const LISTED_MAX: usize = 1000;
+
+/// The connections to list, and the heading that says which.
+fn listing<'a>(summary: &'a Summary, opts: &TableOptions) -> (Vec<&'a ConnectionReport>, String) {
+    let all = summary.connections.len();
+    if opts.all || all <= MANY {
+        let head = format!("Connections ({all}; start times from the capture's start):");
+        return (summary.connections.iter().collect(), head);
+    }
+    let mut listed: Vec<&ConnectionReport> = summary
+        .connections
+        .iter()
+        .filter(|c| c.close.outcome != Outcome::Clean)
+        .collect();
+    let unclean = listed.len();
+    let clean = all - unclean;
+    let s = if clean == 1 { "" } else { "s" };
+    let head = if unclean <= LISTED_MAX {
+        format!(
+            "Connections: the {unclean} not clean of {all}; {clean} clean connection{s} left out (--all lists them); start times from the capture's start:"
+        )
+    } else {
+        listed.truncate(LISTED_MAX);
+        format!(
+            "Connections: the first {LISTED_MAX} of the {unclean} not clean of {all}; {} more not clean and {clean} clean connection{s} left out (--all lists them, the JSON holds every one); start times from the capture's start:",
+            unclean - LISTED_MAX
+        )
+    };
+    (listed, head)
 }
 
 /// The first packet of the capture, across its inputs.
