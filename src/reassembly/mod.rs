@@ -280,13 +280,8 @@ impl<S: StreamSink> FlowTable<S> {
                     self.stats.packets_after_end += 1;
                     flow.last_ts = ts;
                     flow.late_segment(dir, ts, seg, &mut self.stats);
-                    settle(
-                        flow,
-                        ts,
-                        &mut self.buffered_total,
-                        &self.limits,
-                        &mut self.stats,
-                    );
+                    let total = &mut self.buffered_total;
+                    settle(flow, ts, total, &self.limits, &mut self.stats);
                     return None;
                 }
                 flow
@@ -318,18 +313,13 @@ impl<S: StreamSink> FlowTable<S> {
             self.buffered_total,
             &mut self.stats,
         );
-        settle(
-            flow,
-            ts,
-            &mut self.buffered_total,
-            &self.limits,
-            &mut self.stats,
-        );
+        let total = &mut self.buffered_total;
+        settle(flow, ts, total, &self.limits, &mut self.stats);
         let ended_now = flow.ended() && flow.ended_at.is_none();
         if ended_now {
             flow.ended_at = Some(ts);
             flow.drop_buffers();
-            charge(flow, &mut self.buffered_total);
+            charge(flow, total);
             self.ended.push_back((key, flow.id, ts));
         }
         Some((&mut flow.sink, ended_now))
