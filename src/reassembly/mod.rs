@@ -236,6 +236,12 @@ impl<S: StreamSink> FlowTable<S> {
         self.map.is_empty()
     }
 
+    /// Entries in the queue of ended flows (for the tests of its bound).
+    #[cfg(test)]
+    fn ended_queue_len(&self) -> usize {
+        self.ended.len()
+    }
+
     /// Bytes buffered across all flows: out-of-order bytes at their real
     /// cost plus what sinks hold.
     pub fn buffered_bytes(&self) -> usize {
@@ -257,6 +263,9 @@ impl<S: StreamSink> FlowTable<S> {
         self.packets += 1;
         if self.packets % 65536 == 0 {
             self.purge(ts, done);
+        }
+        if self.ended.len() > 2 * self.map.len() + 64 {
+            self.compact_ended();
         }
         let (key, dir) = Tuple::of(&seg.src, &seg.dst);
         let hash = self.hasher.hash_one(key);
@@ -368,6 +377,22 @@ impl<S: StreamSink> FlowTable<S> {
                 done(flow.sink, Release::Ended);
             }
             false
+        });
+    }
+
+    /// Drops the queue's entries for flows no longer in the table (evicted,
+    /// or replaced by a new connection on the 4-tuple): the queue then
+    /// holds at most one entry per flow in the table, so it stays bounded by
+    /// `max_flows` whatever the capture holds (a flood of SYN and RST pairs
+    /// ends flows faster than `linger` releases them). Called when the
+    /// queue reaches twice the table: amortised O(1) per flow.
+    fn compact_ended(&mut self) {
+        let FlowTable {
+            map, ended, hasher, ..
+        } = self;
+        ended.retain(|&(key, id, _)| {
+            map.find(hasher.hash_one(key), |e| e.0 == key && e.1.id == id)
+                .is_some()
         });
     }
 
