@@ -59,6 +59,9 @@ impl Merged {
     /// iterator chain, costs next to nothing when there are none.)
     pub(crate) fn take_secrets(&mut self) -> Vec<String> {
         let mut out = Vec::new();
+        if !self.readers.iter().any(FileReader::has_secrets) {
+            return out;
+        }
         for r in &mut self.readers {
             let mut s = r.take_secrets();
             if out.is_empty() {
