@@ -32,6 +32,11 @@ impl Merged {
         } else if let Some(i) = self.current {
             self.readers[i].advance()?;
         }
+        if let [only] = self.readers.as_slice() {
+            // One input (the common case): nothing to compare.
+            self.current = only.current_ts().map(|_| 0);
+            return Ok(self.current.is_some());
+        }
         // Earliest packet first; on a tie, the earlier input.
         self.current = self
             .readers
@@ -50,11 +55,22 @@ impl Merged {
     }
 
     /// Key log text of Decryption Secrets Blocks read since the last call.
+    /// (Asked after every packet: a loop that moves empty vectors, not an
+    /// iterator chain, costs next to nothing when there are none.)
     pub(crate) fn take_secrets(&mut self) -> Vec<String> {
-        self.readers
-            .iter_mut()
-            .flat_map(FileReader::take_secrets)
-            .collect()
+        let mut out = Vec::new();
+        if !self.readers.iter().any(FileReader::has_secrets) {
+            return out;
+        }
+        for r in &mut self.readers {
+            let mut s = r.take_secrets();
+            if out.is_empty() {
+                out = s;
+            } else {
+                out.append(&mut s);
+            }
+        }
+        out
     }
 
     pub(crate) fn readers(&self) -> &[FileReader] {

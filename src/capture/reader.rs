@@ -40,6 +40,12 @@ impl FileReader {
         }
     }
 
+    /// Whether key log text waits to be taken (asked after every packet).
+    #[inline]
+    pub fn has_secrets(&self) -> bool {
+        matches!(&self.format, Format::PcapNg(p) if !p.secrets.is_empty())
+    }
+
     /// Opens `name` (`-` for stdin) and reads its file header.
     pub fn open(name: &str) -> Result<FileReader, Error> {
         Self::from_source(name, Source::open(name)?)

@@ -21,11 +21,15 @@ pub struct Flow<S> {
     /// What this flow adds to the table's running total of buffered bytes
     /// (its out-of-order stores and its sink's `held`), as last counted.
     pub(super) charged: usize,
+    /// The flow's number in the capture (1 for the first): tells a flow
+    /// from a later one on the same 4-tuple.
+    pub(super) id: u64,
 }
 
 impl<S: StreamSink> Flow<S> {
-    pub(super) fn new(sink: S) -> Self {
+    pub(super) fn new(sink: S, id: u64) -> Self {
         Flow {
+            id,
             halves: [Stream::default(), Stream::default()],
             sink,
             last_ts: Ts(0),

@@ -25,9 +25,11 @@
 mod assembler;
 mod evicted;
 mod flow;
+mod key;
 mod seq;
 mod stream;
 
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -35,6 +37,7 @@ use hashbrown::HashTable;
 use crate::Ts;
 use crate::decode::{Endpoint, TcpSegment};
 use evicted::Evicted;
+use key::Tuple;
 
 pub use assembler::{MAX_RUNS, SLOT};
 pub use flow::Flow;
@@ -192,9 +195,15 @@ pub enum Release {
 
 /// The flow table: every live TCP connection of the capture.
 pub struct FlowTable<S> {
-    /// Flows by key, looked up with one hash per packet. Boxed: the table
-    /// stays small when sparse, and a flow never moves once made.
-    map: HashTable<(FlowKey, Box<Flow<S>>)>,
+    /// Flows by key (integers, see `key`), looked up with one hash per
+    /// packet. Boxed: the table stays small when sparse, and a flow never
+    /// moves once made.
+    map: HashTable<(Tuple, Box<Flow<S>>)>,
+    /// Flows whose TCP connection ended, in the order they ended, with
+    /// their number (`Flow::id`: a flow replaced or evicted since is not
+    /// the one that ended): released after `linger` from here rather than
+    /// found by a scan of the whole table.
+    ended: VecDeque<(Tuple, u64, Ts)>,
     hasher: foldhash::fast::RandomState,
     evicted: Evicted,
     limits: Limits,
@@ -208,6 +217,7 @@ impl<S: StreamSink> FlowTable<S> {
     pub fn new(limits: Limits) -> Self {
         FlowTable {
             map: HashTable::new(),
+            ended: VecDeque::new(),
             hasher: foldhash::fast::RandomState::default(),
             evicted: Evicted::new(limits.max_flows),
             limits,
@@ -224,6 +234,12 @@ impl<S: StreamSink> FlowTable<S> {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Entries in the queue of ended flows (for the tests of its bound).
+    #[cfg(test)]
+    fn ended_queue_len(&self) -> usize {
+        self.ended.len()
     }
 
     /// Bytes buffered across all flows: out-of-order bytes at their real
@@ -248,7 +264,10 @@ impl<S: StreamSink> FlowTable<S> {
         if self.packets % 65536 == 0 {
             self.purge(ts, done);
         }
-        let (key, dir) = FlowKey::of(seg.src, seg.dst);
+        if self.ended.len() > 2 * self.map.len() + 64 {
+            self.compact_ended();
+        }
+        let (key, dir) = Tuple::of(&seg.src, &seg.dst);
         let hash = self.hasher.hash_one(key);
         let fresh_syn = seg.syn && !seg.ack;
         // A packet of an evicted flow is dropped unless a fresh SYN starts
@@ -261,21 +280,17 @@ impl<S: StreamSink> FlowTable<S> {
             Ok(e) => {
                 let flow = &mut *e.into_mut().1;
                 if fresh_syn && flow.is_new_connection(dir, seg.seq) {
-                    let old = std::mem::replace(flow, Flow::new(new_sink(&key, dir, ts)));
                     self.stats.flows += 1;
+                    let sink = new_sink(&FlowKey::of(seg.src, seg.dst).0, dir, ts);
+                    let old = std::mem::replace(flow, Flow::new(sink, self.stats.flows));
                     self.buffered_total -= old.charged;
                     done(old.finish(ts, &mut self.stats), Release::Replaced);
                 } else if flow.ended_at.is_some() {
                     self.stats.packets_after_end += 1;
                     flow.last_ts = ts;
                     flow.late_segment(dir, ts, seg, &mut self.stats);
-                    settle(
-                        flow,
-                        ts,
-                        &mut self.buffered_total,
-                        &self.limits,
-                        &mut self.stats,
-                    );
+                    let total = &mut self.buffered_total;
+                    settle(flow, ts, total, &self.limits, &mut self.stats);
                     return None;
                 }
                 flow
@@ -292,7 +307,8 @@ impl<S: StreamSink> FlowTable<S> {
                 self.stats.flows += 1;
                 self.stats.peak_flows = self.stats.peak_flows.max(table.len() as u64 + 1);
                 let hasher = &self.hasher;
-                let flow = Box::new(Flow::new(new_sink(&key, dir, ts)));
+                let sink = new_sink(&FlowKey::of(seg.src, seg.dst).0, dir, ts);
+                let flow = Box::new(Flow::new(sink, self.stats.flows));
                 let entry = table.insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
                 &mut entry.into_mut().1
             }
@@ -306,25 +322,21 @@ impl<S: StreamSink> FlowTable<S> {
             self.buffered_total,
             &mut self.stats,
         );
-        settle(
-            flow,
-            ts,
-            &mut self.buffered_total,
-            &self.limits,
-            &mut self.stats,
-        );
+        let total = &mut self.buffered_total;
+        settle(flow, ts, total, &self.limits, &mut self.stats);
         let ended_now = flow.ended() && flow.ended_at.is_none();
         if ended_now {
             flow.ended_at = Some(ts);
             flow.drop_buffers();
-            charge(flow, &mut self.buffered_total);
+            charge(flow, total);
+            self.ended.push_back((key, flow.id, ts));
         }
         Some((&mut flow.sink, ended_now))
     }
 
     /// Evicts flows when the table is full and `key` (of hash `hash`) is
     /// not in it: it is about to be.
-    fn make_room(&mut self, hash: u64, key: &FlowKey, ts: Ts, done: &mut impl FnMut(S, Release)) {
+    fn make_room(&mut self, hash: u64, key: &Tuple, ts: Ts, done: &mut impl FnMut(S, Release)) {
         if self.map.len() >= self.limits.max_flows && self.map.find(hash, |e| e.0 == *key).is_none()
         {
             self.evict(ts, done);
@@ -333,23 +345,55 @@ impl<S: StreamSink> FlowTable<S> {
 
     /// The sink of a live flow, by key (for timers).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut S> {
+        let key = Tuple::of(&key.lo, &key.hi).0;
         let hash = self.hasher.hash_one(key);
         self.map
-            .find_mut(hash, |e| e.0 == *key)
+            .find_mut(hash, |e| e.0 == key)
             .map(|e| &mut e.1.sink)
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
-    /// ago, and forgets them.
+    /// ago, in the order they ended, and forgets them. Only the queue of
+    /// ended flows is walked, all of it: capture time may run backwards, so
+    /// one not yet due may stand before one that is.
     fn purge(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
         let linger = self.limits.linger;
-        for (_, flow) in self.map.extract_if(|e| {
-            e.1.ended_at
-                .is_some_and(|t| now.saturating_sub(t) >= linger)
-        }) {
-            self.buffered_total -= flow.charged;
-            done(flow.sink, Release::Ended);
-        }
+        let FlowTable {
+            map,
+            ended,
+            hasher,
+            buffered_total,
+            ..
+        } = self;
+        ended.retain(|&(key, id, at)| {
+            if now.saturating_sub(at) < linger {
+                return true;
+            }
+            let hash = hasher.hash_one(key);
+            // Gone (evicted) or another connection on the 4-tuple since.
+            if let Ok(e) = map.find_entry(hash, |e| e.0 == key && e.1.id == id) {
+                let ((_, flow), _) = e.remove();
+                *buffered_total -= flow.charged;
+                done(flow.sink, Release::Ended);
+            }
+            false
+        });
+    }
+
+    /// Drops the queue's entries for flows no longer in the table (evicted,
+    /// or replaced by a new connection on the 4-tuple): the queue then
+    /// holds at most one entry per flow in the table, so it stays bounded by
+    /// `max_flows` whatever the capture holds (a flood of SYN and RST pairs
+    /// ends flows faster than `linger` releases them). Called when the
+    /// queue reaches twice the table: amortised O(1) per flow.
+    fn compact_ended(&mut self) {
+        let FlowTable {
+            map, ended, hasher, ..
+        } = self;
+        ended.retain(|&(key, id, _)| {
+            map.find(hasher.hash_one(key), |e| e.0 == key && e.1.id == id)
+                .is_some()
+        });
     }
 
     /// Makes room under `max_flows`: hands back a sixteenth of the table,
@@ -367,7 +411,7 @@ impl<S: StreamSink> FlowTable<S> {
         let (_, cutoff, _) = ranks.select_nth_unstable(want - 1);
         let cutoff = *cutoff;
         let mut left = want;
-        let evicted: Vec<(FlowKey, Box<Flow<S>>)> = self
+        let evicted: Vec<(Tuple, Box<Flow<S>>)> = self
             .map
             .extract_if(|e| {
                 let take = left > 0 && rank(&e.1) <= cutoff;

@@ -147,6 +147,9 @@ impl Stream {
         seg: &TcpSegment<'_>,
         budget: Budget,
     ) {
+        if self.in_order(cx, ts, seg) {
+            return;
+        }
         let mut seq = Seq(seg.seq);
         if seg.syn {
             self.syn_seq.get_or_insert(seq);
@@ -188,6 +191,33 @@ impl Stream {
             self.deliver_fin(cx);
             self.skip_acked(cx, ts);
         }
+    }
+
+    /// Most segments: exactly the next bytes expected, no SYN or FIN,
+    /// nothing held or waiting. They go straight to the sink as they are
+    /// (what [`Stream::segment`] would do, without its offset arithmetic).
+    /// Returns false, having done nothing, for any other segment.
+    #[inline]
+    fn in_order<S: StreamSink>(
+        &mut self,
+        cx: &mut Cx<'_, S>,
+        ts: Ts,
+        seg: &TcpSegment<'_>,
+    ) -> bool {
+        let next = match self.base {
+            Some(base) if !seg.syn && !seg.fin => base.advanced(self.off),
+            _ => return false,
+        };
+        if Seq(seg.seq) != next || self.fin != Fin::NotSeen || !self.store.is_empty() {
+            return false;
+        }
+        if !seg.payload.is_empty() {
+            if !cx.ignored {
+                cx.sink.on_data(cx.dir, ts, seg.payload);
+            }
+            self.off += seg.payload.len() as u64;
+        }
+        true
     }
 
     /// Takes a segment's bytes at stream offset `start`.

@@ -333,3 +333,44 @@ fn stream_state_is_small() {
     );
     assert!(s <= 96, "Stream is {s} bytes");
 }
+
+/// Flows that end at once (SYN then RST) faster than `linger` releases
+/// them, under a small `max_flows`: evictions keep the table bounded, and
+/// the queue of ended flows stays bounded with it; a flow still lingering
+/// is released from the queue once its time has passed.
+#[test]
+fn ended_queue_bounded_by_the_table() {
+    let limits = Limits {
+        max_flows: 100,
+        ..Limits::default()
+    };
+    let mut table: FlowTable<Rec> = FlowTable::new(limits);
+    let mut released = 0;
+    for i in 0..20_000u32 {
+        let src = Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            port: 40000,
+        };
+        for (syn, rst) in [(true, false), (false, true)] {
+            let t = TcpSegment {
+                src,
+                dst: S,
+                seq: 1,
+                ack_no: 0,
+                syn,
+                ack: false,
+                fin: false,
+                rst,
+                ttl: 64,
+                cut: false,
+                payload: &[],
+            };
+            table.process(Ts(1), &t, &mut |_, _, _| Rec::default(), &mut |_, _| {
+                released += 1
+            });
+        }
+        assert!(table.len() <= 100);
+        assert!(table.ended_queue_len() <= 2 * 100 + 64, "at flow {i}");
+    }
+    assert!(released > 19_000, "evicted as the table filled: {released}");
+}
