@@ -79,9 +79,6 @@ impl Pcap {
                 return Step::Corrupt(format!("its timestamp fraction {frac} is out of range"));
             }
         }
-        if let Some(c) = self.whole_record(w) {
-            return Step::Packet(c);
-        }
         let res = if self.modified {
             parse_pcap_frame_modified(w)
         } else if self.big_endian {
@@ -91,9 +88,15 @@ impl Pcap {
         };
         match res {
             Ok((rest, b)) => {
+                let frac = if self.nanos {
+                    i64::from(b.ts_usec)
+                } else {
+                    i64::from(b.ts_usec) * 1000
+                };
+                let ts = Ts(i64::from(b.ts_sec) * 1_000_000_000 + frac);
                 let record_len = w.len() - rest.len();
                 Step::Packet(Current {
-                    ts: self.ts(b.ts_sec, b.ts_usec),
+                    ts,
                     linktype: self.linktype,
                     data_at: record_len - b.data.len(),
                     data_len: b.data.len(),
@@ -103,37 +106,6 @@ impl Pcap {
             Err(nom::Err::Incomplete(n)) => Step::NeedMore(needed(n)),
             Err(_) => Step::Corrupt("unreadable pcap record".into()),
         }
-    }
-
-    /// A record's time from its header's seconds and fraction.
-    fn ts(&self, sec: u32, frac: u32) -> Ts {
-        let frac = if self.nanos {
-            i64::from(frac)
-        } else {
-            i64::from(frac) * 1000
-        };
-        Ts(i64::from(sec) * 1_000_000_000 + frac)
-    }
-
-    /// A standard (not modified) record wholly inside `w`, read straight
-    /// from its 16-byte header (what pcap-parser would return, without its
-    /// second read of the header); `None` for anything else.
-    #[inline]
-    fn whole_record(&self, w: &[u8]) -> Option<Current> {
-        if self.modified {
-            return None;
-        }
-        let sec = u32_at(w, 0, self.big_endian)?;
-        let frac = u32_at(w, 4, self.big_endian)?;
-        let caplen = usize::try_from(u32_at(w, 8, self.big_endian)?).ok()?;
-        let record_len = caplen.checked_add(16)?;
-        (w.len() >= record_len).then(|| Current {
-            ts: self.ts(sec, frac),
-            linktype: self.linktype,
-            data_at: 16,
-            data_len: caplen,
-            record_len,
-        })
     }
 
     /// The length of the record at the start of `w` when its header is
