@@ -16,22 +16,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: live capture on lo needs root (or CAP_NET_RAW)");
-            return;
-        }
-    };
-}
+#[macro_use]
+mod root;
+use root::is_root;
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wsclose-live-{}-{name}", std::process::id()))

@@ -13,22 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipped: live capture on lo needs root (or CAP_NET_RAW)");
-            return;
-        }
-    };
-}
+#[macro_use]
+mod root;
 
 /// The example peer pair, next to the test binaries (`cargo test` builds
 /// examples): target/<profile>/examples/ws-session.

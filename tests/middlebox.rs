@@ -66,13 +66,9 @@ const PINGING_CLIENTS: usize = 2;
 const PINGS: usize = 10;
 const PING_EVERY: Duration = Duration::from_millis(500);
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
+#[macro_use]
+mod root;
+use root::is_root;
 
 /// `name` on PATH, or in the sbin directories (where Debian puts nginx and
 /// haproxy, and which a non-login PATH may lack).

@@ -216,13 +216,9 @@ fn digits_as_zero(s: &str) -> String {
     out
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
+#[macro_use]
+mod root;
+use root::is_root;
 
 fn listing(dir: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(dir)

@@ -28,13 +28,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wss_support::*;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::geteuid() == 0
-    }
-}
+#[macro_use]
+mod root;
+use root::is_root;
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("wsclose-wss-live-{}-{name}", std::process::id()))
