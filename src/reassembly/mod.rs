@@ -378,6 +378,7 @@ impl<S: StreamSink> FlowTable<S> {
             }
             false
         });
+        give_back(ended);
     }
 
     /// Drops the queue's entries for flows no longer in the table (evicted,
@@ -394,6 +395,7 @@ impl<S: StreamSink> FlowTable<S> {
             map.find(hasher.hash_one(key), |e| e.0 == key && e.1.id == id)
                 .is_some()
         });
+        give_back(ended);
     }
 
     /// Makes room under `max_flows`: hands back a sixteenth of the table,
@@ -474,6 +476,14 @@ fn settle<S: StreamSink>(
     }
     stats.sink_bytes_shed += flow.sink.shed() as u64;
     charge(flow, total);
+}
+
+/// A flood of short flows grew the queue of ended flows; once it has been
+/// released or compacted, its memory goes back (a `VecDeque` keeps it).
+fn give_back<T>(q: &mut VecDeque<T>) {
+    if q.capacity() > 4 * q.len() + 1024 {
+        q.shrink_to(2 * q.len() + 64);
+    }
 }
 
 #[cfg(test)]

@@ -374,3 +374,17 @@ fn ended_queue_bounded_by_the_table() {
     }
     assert!(released > 19_000, "evicted as the table filled: {released}");
 }
+
+/// After a flood, the queue of ended flows gives its memory back once it is
+/// short again; a queue in use keeps its room.
+#[test]
+fn ended_queue_gives_memory_back_after_a_flood() {
+    let mut q: std::collections::VecDeque<u64> = (0..100_000).collect();
+    q.truncate(10);
+    super::give_back(&mut q);
+    assert!(q.capacity() < 1024, "{}", q.capacity());
+    let mut busy: std::collections::VecDeque<u64> = (0..100_000).collect();
+    let before = busy.capacity();
+    super::give_back(&mut busy);
+    assert_eq!(busy.capacity(), before);
+}
