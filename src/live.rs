@@ -307,7 +307,7 @@ pub(crate) fn run(
             break;
         }
         analyzer.tick(wall_clock());
-        on_decided(analyzer.take_decided(), progress(&run, analyzer))?;
+        on_decided(analyzer.take_decided(), progress_of(&run.stats, analyzer))?;
         if got == 0 {
             if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();
@@ -320,10 +320,6 @@ pub(crate) fn run(
     analyzer.tick(wall_clock());
     on_decided(analyzer.take_decided(), progress_of(&stats, analyzer))?;
     Ok(stats)
-}
-
-fn progress(run: &Run, analyzer: &Analyzer) -> Progress {
-    progress_of(&run.stats, analyzer)
 }
 
 fn progress_of(stats: &LiveStats, analyzer: &Analyzer) -> Progress {

@@ -88,12 +88,12 @@ pub fn densest_windows(
     let mut skip = NextAlive {
         next: (0..=n).collect(),
     };
-    let mut claimed = vec![false; n];
     let mut heap: BinaryHeap<(u32, Reverse<usize>)> =
         (0..n).map(|i| ((end[i] - i) as u32, Reverse(i))).collect();
     let mut out = Vec::new();
     while let Some((count, Reverse(i))) = heap.pop() {
-        if claimed[i] {
+        // Claimed: the next unclaimed event is a later one.
+        if skip.find(i) != i {
             continue;
         }
         let now = alive.prefix(end[i]) - alive.prefix(i);
@@ -108,7 +108,6 @@ pub fn densest_windows(
         let mut k = skip.find(i);
         while k < end[i] {
             group.push(k);
-            claimed[k] = true;
             alive.claim(k);
             skip.next[k] = k + 1;
             k = skip.find(k + 1);

@@ -27,32 +27,33 @@ pub(super) fn write(
         .copied()
         .filter(|c| !c.findings.is_empty())
         .collect();
-    if !with_findings.is_empty() {
-        writeln!(out)?;
-        let shown = if opts.all {
-            &with_findings[..]
-        } else {
-            &with_findings[..with_findings.len().min(FINDINGS_SHOWN)]
-        };
-        let head = if shown.len() == with_findings.len() {
-            "Findings (times from the connection's first packet):".to_string()
-        } else {
-            format!(
-                "Findings of the first {} of {} connections with findings (the lines above name every finding; --all lists every message, --connection ID shows one connection); times from the connection's first packet:",
-                shown.len(),
-                with_findings.len()
-            )
-        };
-        for l in wrap("", "  ", &head, opts.width) {
-            writeln!(out, "{l}")?;
-        }
-        match (opts.width >= WIDE_MIN)
-            .then(|| findings_table(shown, opts))
-            .flatten()
-        {
-            Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
-            None => findings_compact(shown, out, opts)?,
-        }
+    if with_findings.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let shown = if opts.all {
+        &with_findings[..]
+    } else {
+        &with_findings[..with_findings.len().min(FINDINGS_SHOWN)]
+    };
+    let head = if shown.len() == with_findings.len() {
+        "Findings (times from the connection's first packet):".to_string()
+    } else {
+        format!(
+            "Findings of the first {} of {} connections with findings (the lines above name every finding; --all lists every message, --connection ID shows one connection); times from the connection's first packet:",
+            shown.len(),
+            with_findings.len()
+        )
+    };
+    for l in wrap("", "  ", &head, opts.width) {
+        writeln!(out, "{l}")?;
+    }
+    match (opts.width >= WIDE_MIN)
+        .then(|| findings_table(shown, opts))
+        .flatten()
+    {
+        Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
+        None => findings_compact(shown, out, opts)?,
     }
     Ok(())
 }
