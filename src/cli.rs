@@ -493,6 +493,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let mut write_lines = |d| lines.write(d);
     let watch = reads_a_pipe || args.output.jsonl.is_some();
     let hooks = Hooks {
+        spool_memory: None,
         stop: watch.then_some(&*stop),
         decided: args
             .output

@@ -17,7 +17,7 @@ use pcap::{Capture, Device};
 use pcap_parser::Linktype;
 
 use crate::Ts;
-use crate::analyzer::{Analyzer, Decided};
+use crate::analyzer::Analyzer;
 use crate::capture::{Packet, PacketCounts};
 use crate::decode;
 use crate::error::Error;
@@ -264,14 +264,15 @@ pub(crate) struct Progress {
 }
 
 /// Captures until stopped, feeding `analyzer`. `on_ready` runs once the
-/// capture sees packets (its error ends the capture); `on_decided` receives
-/// the connections decided along the way (for `--jsonl`), promptly.
+/// capture sees packets (its error ends the capture); `on_batch` runs after
+/// every batch of packets, to take the connections decided along the way
+/// (for `--jsonl`, promptly) and those over (for the summary).
 pub(crate) fn run(
     opts: &LiveOptions,
     analyzer: &mut Analyzer,
     stop: &AtomicBool,
     on_ready: impl FnOnce(&str) -> Result<(), Error>,
-    mut on_decided: impl FnMut(Vec<Decided>, Progress) -> Result<(), Error>,
+    mut on_batch: impl FnMut(&mut Analyzer, Progress) -> Result<(), Error>,
 ) -> Result<LiveStats, Error> {
     let mut cap = open(opts)?;
     let linktype = Linktype(cap.get_datalink().0);
@@ -307,7 +308,7 @@ pub(crate) fn run(
             break;
         }
         analyzer.tick(wall_clock());
-        on_decided(analyzer.take_decided(), progress_of(&run.stats, analyzer))?;
+        on_batch(analyzer, progress_of(&run.stats, analyzer))?;
         if got == 0 {
             if let Some(s) = run.save.as_mut() {
                 let _ = s.flush();
@@ -318,7 +319,7 @@ pub(crate) fn run(
     drain(&mut run, &mut cap, analyzer, fd)?;
     let stats = run.finish(&mut cap)?;
     analyzer.tick(wall_clock());
-    on_decided(analyzer.take_decided(), progress_of(&stats, analyzer))?;
+    on_batch(analyzer, progress_of(&stats, analyzer))?;
     Ok(stats)
 }
 

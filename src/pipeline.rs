@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats, Decided};
 use crate::capture::{FileReader, Merged, Packet, PacketCounts};
-use crate::close::{ConnectionReport, Settings};
+use crate::close::Settings;
 use crate::decode::{self, Skip, TcpSegment};
 use crate::error::Error;
 use crate::reassembly::Limits;
-use crate::report::{AnalysisStats, LimitsOut, Source, Summary};
+use crate::report::connections::SPOOL_MEMORY;
+use crate::report::{AnalysisStats, Collector, LimitsOut, Source, Summary};
 
 /// The TCP segment of a captured packet, for `analyzer`. A packet that
 /// gives none (another protocol, undecodable, a link type not read) is
@@ -67,6 +68,9 @@ pub(crate) struct Hooks<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Each connection the moment it is decided, in capture time.
     pub decided: Option<OnDecided<'a>>,
+    /// Bytes of decided connections kept in memory before they go to a
+    /// temporary file (default [`SPOOL_MEMORY`]; tests set 0).
+    pub spool_memory: Option<usize>,
 }
 
 /// Like [`analyze_files`], with [`Hooks`].
@@ -95,6 +99,10 @@ pub fn analyze_readers(
     run_readers(readers, settings, limits, Hooks::default())
 }
 
+/// Packets between two hand-overs of connections to the collector: the
+/// reports waiting in the analyzer stay few.
+const COLLECT_EVERY: u64 = 1024;
+
 /// Packets between two hand-overs of decided connections (`--jsonl`).
 const DECIDED_EVERY: u64 = 256;
 
@@ -110,6 +118,7 @@ fn run_readers(
         Some(_) => Analyzer::new_live(settings.clone(), limits),
         None => Analyzer::new(settings.clone(), limits),
     };
+    let mut collector = Collector::with_memory(hooks.spool_memory.unwrap_or(SPOOL_MEMORY));
     let mut n: u64 = 0;
     let stop = hooks.stop;
     while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
@@ -127,6 +136,9 @@ fn run_readers(
         };
         let ts = pkt.ts;
         feed(&mut analyzer, pkt, counts);
+        if n % COLLECT_EVERY == 0 {
+            collector.take_from(&mut analyzer)?;
+        }
         if let Some(on) = hooks.decided.as_mut() {
             // Close deadlines pass on capture time here.
             analyzer.tick(ts);
@@ -136,13 +148,17 @@ fn run_readers(
         }
     }
     progress.done();
+    collector.take_from(&mut analyzer)?;
     let (connections, stats, rest) = analyzer.finish_live();
     if let Some(on) = hooks.decided.as_mut() {
         on(rest)?;
     }
+    for c in &connections {
+        collector.add(c)?;
+    }
     let (sources, warnings) = file_sources(merged.into_readers())?;
     Ok((
-        summary_of(&settings, &limits, sources, connections, &stats),
+        summary_of(&settings, &limits, sources, collector, &stats)?,
         warnings,
     ))
 }
@@ -251,9 +267,9 @@ pub(crate) fn summary_of(
     settings: &Settings,
     limits: &Limits,
     sources: Vec<Source>,
-    connections: Vec<ConnectionReport>,
+    collector: Collector,
     stats: &AnalyzerStats,
-) -> Summary {
+) -> Result<Summary, Error> {
     let r = &stats.reassembly;
     let analysis = AnalysisStats {
         tcp_segments: stats.tcp_segments,
@@ -278,5 +294,8 @@ pub(crate) fn summary_of(
         holes_given_up: r.holes_given_up,
         buffered_bytes_shed: r.sink_bytes_shed,
     };
-    Summary::new(settings, sources, connections, analysis, limits_out)
+    let collected = collector.finish(settings)?;
+    Ok(Summary::new(
+        settings, sources, collected, analysis, limits_out,
+    ))
 }

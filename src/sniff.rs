@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::live::{self, LiveOptions, Progress};
 use crate::pipeline::{source, summary_of};
 use crate::report::jsonl::JsonLines;
-use crate::report::{KernelStats, Source};
+use crate::report::{Collector, KernelStats, Source};
 
 mod command;
 use command::Wrapped;
@@ -64,7 +64,10 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     };
     // The command's own output owns the terminal while it runs.
     let mut status = StatusLine::new(!wrapping && StatusLine::wanted());
-    let stats = live::run(&opts, &mut analyzer, &stop, ready, |d, p| {
+    let mut collector = Collector::default();
+    let stats = live::run(&opts, &mut analyzer, &stop, ready, |a, p| {
+        collector.take_from(a)?;
+        let d = a.take_decided();
         if !d.is_empty() {
             status.clear();
         }
@@ -77,14 +80,18 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     let stats = stats?;
     let command_status = command.as_mut().map(Wrapped::finish);
     analyzer.tick(live::wall_clock());
+    collector.take_from(&mut analyzer)?;
     let (connections, astats, rest) = analyzer.finish_live();
     lines.write(rest)?;
+    for c in &connections {
+        collector.add(c)?;
+    }
     eprintln!(
         "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
         stats.counts.packets, stats.received, stats.dropped, stats.if_dropped
     );
     let sources = vec![live_source(&opts, &stats)];
-    let summary = summary_of(&settings, &limits, sources, connections, &astats);
+    let summary = summary_of(&settings, &limits, sources, collector, &astats)?;
     let to_stderr = args.output.jsonl.as_deref() == Some("-");
     let code = emit(&summary, &args.output, Human::Tables { to_stderr })?;
     match command_status.and_then(failed_code) {

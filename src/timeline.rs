@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::frame::{FrameEvent, FrameHeader, OP_CLOSE};
 use crate::pipeline;
 use crate::reassembly::{Dir, FlowKey, Limits};
+use crate::report::Connections;
 use crate::upgrade::{Request, Response};
 
 mod render;
@@ -399,13 +400,13 @@ pub(crate) fn check_inputs(names: &[String]) -> Result<(), Error> {
 pub(crate) fn timelines(
     names: &[String],
     ids: &[u64],
-    conns: &[ConnectionReport],
+    conns: &Connections,
     settings: Settings,
     limits: Limits,
 ) -> Result<String, Error> {
-    let mut chosen: Vec<&ConnectionReport> = Vec::new();
+    let mut chosen: Vec<ConnectionReport> = Vec::new();
     for id in ids {
-        let Some(c) = conns.iter().find(|c| c.id == *id) else {
+        let Some(c) = conns.get(*id)? else {
             let has = match conns.len() {
                 0 => "none".to_string(),
                 n => n.to_string(),
@@ -418,6 +419,7 @@ pub(crate) fn timelines(
             chosen.push(c);
         }
     }
+    let chosen: Vec<&ConnectionReport> = chosen.iter().collect();
     let tls = trace(names, settings, limits, &chosen)?;
     let mut out = String::new();
     for (i, t) in tls.iter().enumerate() {

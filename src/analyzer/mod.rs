@@ -253,6 +253,13 @@ impl Analyzer {
         self.table.len()
     }
 
+    /// Connections over (released from the flow table) and not yet taken:
+    /// the pipeline drains them into the summary's collector as it goes,
+    /// so that none waits here till the end.
+    pub fn reports_mut(&mut self) -> &mut Vec<ConnectionReport> {
+        &mut self.reports
+    }
+
     /// Connections decided since the last call (live mode), in order.
     pub fn take_decided(&mut self) -> Vec<Decided> {
         self.live
@@ -271,12 +278,17 @@ impl Analyzer {
     /// (In live mode, [`Analyzer::finish_live`] also returns those not yet
     /// reported as decided.)
     pub fn finish(self) -> (Vec<ConnectionReport>, AnalyzerStats) {
-        let (reports, stats, _) = self.finish_live();
+        let (mut reports, stats, _) = self.finish_live();
+        reports.sort_by_key(|r| r.order);
+        for (i, r) in reports.iter_mut().enumerate() {
+            r.id = i as u64 + 1;
+        }
         (reports, stats)
     }
 
     /// Like [`Analyzer::finish`], also returning the connections that were
-    /// not decided before the capture stopped (live mode).
+    /// not decided before the capture stopped (live mode); the reports are
+    /// those not yet taken ([`Analyzer::reports_mut`]), not numbered.
     pub fn finish_live(self) -> (Vec<ConnectionReport>, AnalyzerStats, Vec<Decided>) {
         let Analyzer {
             table,
@@ -314,10 +326,6 @@ impl Analyzer {
             cut_segments,
             plain_http_flows,
         };
-        reports.sort_by_key(|r| r.order);
-        for (i, r) in reports.iter_mut().enumerate() {
-            r.id = i as u64 + 1;
-        }
         let mut rest = live.map(|l| l.decided).unwrap_or_default();
         rest.sort_by_key(|r| r.id);
         (reports, stats, rest)

@@ -147,7 +147,7 @@ impl Session {
                 // Keys opened the handshake but no application data: what
                 // matters, the WebSocket inside, was not decrypted.
                 tls.decrypted = false;
-                tls.not_decrypted_reason = Some(NotDecrypted::NoKey.as_str());
+                tls.not_decrypted_reason = Some(NotDecrypted::NoKey.as_str().into());
             }
             r.tls = Some(Box::new(tls));
         }

@@ -3,6 +3,8 @@
 //! and a connection that stays encrypted keeps the timing the contract's
 //! `idle_s` needs (the final burst) and its TLS facts for the report.
 
+use std::borrow::Cow;
+
 use std::sync::LazyLock;
 
 use crate::Ts;
@@ -139,12 +141,14 @@ impl TlsLayer {
             },
         };
         TlsReport {
-            version: f.version,
-            cipher: f.cipher,
+            version: f.version.map(Cow::Borrowed),
+            cipher: f.cipher.map(Cow::Borrowed),
             sni: f.sni.clone(),
             alpn: f.alpn_offered.clone(),
             decrypted: status.decrypted,
-            not_decrypted_reason: status.not_decrypted_reason.map(NotDecrypted::as_str),
+            not_decrypted_reason: status
+                .not_decrypted_reason
+                .map(|r| Cow::Borrowed(r.as_str())),
             close_notify,
         }
     }

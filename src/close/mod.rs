@@ -6,7 +6,9 @@
 //! contract needs every frame's masking for midstream connections), and then
 //! [`verdict`] turns the facts into the contract's connection object.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
 
 use crate::Ts;
@@ -19,7 +21,18 @@ pub use tracker::{ConnMeta, Tracker};
 
 /// How the closing handshake ended (the contract's `close.outcome`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr, VariantArray,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    Hash,
+    PartialOrd,
+    Ord,
+    IntoStaticStr,
+    VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -45,7 +58,9 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Severity {
@@ -60,7 +75,9 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Side {
@@ -87,7 +104,9 @@ impl Side {
 }
 
 /// The contract's finding kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord, IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord, IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Kind {
@@ -166,7 +185,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Finding {
     pub kind: Kind,
     pub severity: Severity,
@@ -175,7 +194,7 @@ pub struct Finding {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FrameCounts {
     pub text: u64,
     pub binary: u64,
@@ -201,13 +220,13 @@ impl FrameCounts {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FramesBySide {
     pub client: FrameCounts,
     pub server: FrameCounts,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CloseFrame {
     pub ts: f64,
     pub code: Option<u16>,
@@ -217,7 +236,7 @@ pub struct CloseFrame {
 }
 
 /// How a TCP connection ended: its first FIN or RST, or not at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum TcpEndKind {
@@ -237,14 +256,14 @@ impl TcpEndKind {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TcpEnd {
     pub kind: TcpEndKind,
     pub by: Option<Side>,
     pub ts: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CloseReport {
     pub outcome: Outcome,
     pub initiator: Option<Side>,
@@ -272,7 +291,7 @@ impl CloseReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Handshake {
     pub request_ts: Option<f64>,
     pub response_ts: Option<f64>,
@@ -309,7 +328,7 @@ pub struct Evidence {
 pub type CloseCodes = std::collections::BTreeMap<Option<u16>, u64>;
 
 /// What carried the WebSocket connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     #[default]
@@ -318,7 +337,7 @@ pub enum Transport {
 }
 
 /// When each side's close_notify alert was seen.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 pub struct CloseNotify {
     pub client: Option<f64>,
     pub server: Option<f64>,
@@ -326,20 +345,22 @@ pub struct CloseNotify {
 
 /// The contract's `tls` object: what the handshake showed, and whether the
 /// connection could be decrypted.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct TlsReport {
-    pub version: Option<&'static str>,
-    pub cipher: Option<&'static str>,
+    /// `Cow`: names from a table when built, owned when read back from
+    /// the spilled list of connections.
+    pub version: Option<Cow<'static, str>>,
+    pub cipher: Option<Cow<'static, str>>,
     pub sni: Option<String>,
     /// The protocols the ClientHello offers.
     pub alpn: Vec<String>,
     pub decrypted: bool,
-    pub not_decrypted_reason: Option<&'static str>,
+    pub not_decrypted_reason: Option<Cow<'static, str>>,
     pub close_notify: CloseNotify,
 }
 
 /// One connection as the contract lists it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConnectionReport {
     pub id: u64,
     pub client: String,

@@ -2,32 +2,43 @@
 //! answers close frames or closes without waiting, lost heartbeats, error
 //! close codes with the evidence behind them, injected resets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
+use super::Digest;
 use super::{Diagnosis, DiagnosisKind, Stats, count, cut_of, entry, secs, span, who, with_finding};
-use crate::close::{ConnectionReport, Kind, Outcome, Settings, Side};
+use crate::close::{Kind, Outcome, Settings, Side};
 use crate::frame::{CloseCode, CodeClass};
 
+/// The side that left the close frame sent to it unanswered, when the
+/// connection then ended or timed out.
+pub(super) fn unanswered_close(c: &Digest) -> Option<Side> {
+    let silent = c.close.initiator?.other();
+    let unanswered = c.close.frame_of(silent).is_none()
+        && matches!(c.close.outcome, Outcome::Unanswered | Outcome::Timeout);
+    unanswered.then_some(silent)
+}
+
 /// Per address of the silent side (D3): at least 2 close frames left
-/// unanswered, and none answered.
-pub fn never_answers_close(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
-    // (side, address) -> (unanswered connections, answered any)
-    let mut by_addr: BTreeMap<(Side, String), (Vec<&ConnectionReport>, bool)> = BTreeMap::new();
+/// unanswered, and none answered (`answered`: the (side, address) pairs
+/// that answered one on any connection).
+pub fn never_answers_close(
+    conns: &[Digest],
+    answered: &HashSet<(Side, Arc<str>)>,
+) -> Vec<Diagnosis> {
+    // (side, address) -> unanswered connections
+    let mut by_addr: BTreeMap<(Side, String), Vec<&Digest>> = BTreeMap::new();
     for c in conns {
-        let Some(init) = c.close.initiator else {
-            continue;
-        };
-        let silent = init.other();
-        let slot = by_addr.entry((silent, c.address_of(silent))).or_default();
-        if c.close.frame_of(silent).is_some() {
-            slot.1 = true;
-        } else if matches!(c.close.outcome, Outcome::Unanswered | Outcome::Timeout) {
-            slot.0.push(c);
+        if let Some(silent) = unanswered_close(c) {
+            let addr = c.address_of(silent);
+            if !answered.contains(&(silent, Arc::from(addr.as_str()))) {
+                by_addr.entry((silent, addr)).or_default().push(c);
+            }
         }
     }
     let mut out = Vec::new();
-    for ((side, addr), (members, answered)) in by_addr {
-        if answered || members.len() < 2 {
+    for ((side, addr), members) in by_addr {
+        if members.len() < 2 {
             continue;
         }
         let timeouts = members
@@ -68,7 +79,7 @@ pub fn never_answers_close(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
 }
 
 /// A side with `closed_before_answer` on at least 2 connections.
-pub fn closes_without_waiting(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
+pub fn closes_without_waiting(conns: &[Digest]) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     for (side, members) in [Side::Client, Side::Server]
         .into_iter()
@@ -101,7 +112,7 @@ pub fn closes_without_waiting(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
 
 /// When a connection whose pings went unanswered was given up on: its
 /// 1001/1011 close frame, else its TCP end when it was cut.
-fn given_up(c: &ConnectionReport) -> Option<f64> {
+pub(super) fn given_up(c: &Digest) -> Option<f64> {
     let first = c.close.first_frame();
     match first.and_then(|f| f.code) {
         Some(1001 | 1011) => first.map(|f| f.ts),
@@ -111,9 +122,9 @@ fn given_up(c: &ConnectionReport) -> Option<f64> {
 
 /// Pings without a pong for at least the close timeout, then the
 /// connection cut or closed with 1001/1011.
-pub fn heartbeat_lost(conns: &[ConnectionReport], settings: &Settings) -> Vec<Diagnosis> {
+pub fn heartbeat_lost(conns: &[Digest], settings: &Settings) -> Vec<Diagnosis> {
     let timeout = settings.close_timeout.as_secs_f64();
-    let mut by_side: [Vec<(&ConnectionReport, f64)>; 2] = Default::default();
+    let mut by_side: [Vec<(&Digest, f64)>; 2] = Default::default();
     for c in conns {
         let (Some((silent, first, _)), Some(end)) = (c.evidence.unanswered_ping, given_up(c))
         else {
@@ -128,7 +139,7 @@ pub fn heartbeat_lost(conns: &[ConnectionReport], settings: &Settings) -> Vec<Di
         if items.is_empty() {
             continue;
         }
-        let members: Vec<&ConnectionReport> = items.iter().map(|i| i.0).collect();
+        let members: Vec<&Digest> = items.iter().map(|i| i.0).collect();
         let st = Stats::of(&items.iter().map(|i| i.1).collect::<Vec<_>>());
         let message = format!(
             "{} stopped answering pings on {}: the {}'s pings went without a pong for {} {} before the connection was closed with 1001/1011 or cut",
@@ -157,8 +168,8 @@ pub fn heartbeat_lost(conns: &[ConnectionReport], settings: &Settings) -> Vec<Di
 
 /// Close frames with one error code from one side: one entry per code and
 /// side, with the evidence the capture holds.
-pub fn error_close_codes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
-    let mut groups: BTreeMap<(u16, Side), Vec<&ConnectionReport>> = BTreeMap::new();
+pub fn error_close_codes(conns: &[Digest]) -> Vec<Diagnosis> {
+    let mut groups: BTreeMap<(u16, Side), Vec<&Digest>> = BTreeMap::new();
     for c in conns {
         for side in [Side::Client, Side::Server] {
             let code = c.close.frame_of(side).and_then(|f| f.code);
@@ -191,7 +202,7 @@ pub fn error_close_codes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
 }
 
 /// What the capture shows about why `side` closed with `code`.
-fn code_evidence(code: u16, side: Side, members: &[&ConnectionReport]) -> String {
+fn code_evidence(code: u16, side: Side, members: &[&Digest]) -> String {
     let other = side.other();
     match code {
         1009 => {
@@ -260,7 +271,7 @@ fn code_advice(code: u16) -> Option<&'static str> {
 }
 
 /// `foreign_reset` findings: RSTs injected on the path.
-pub fn foreign_resets(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
+pub fn foreign_resets(conns: &[Digest]) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     for (side, members) in [Side::Client, Side::Server]
         .into_iter()

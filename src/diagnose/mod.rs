@@ -5,9 +5,13 @@
 use serde::Serialize;
 use strum::IntoStaticStr;
 
-use crate::close::{ConnectionReport, Kind, Outcome, Settings, Severity, Side, fmt_short};
+use crate::close::{Kind, Outcome, Settings, Severity, Side, fmt_short};
+use crate::frame::{CloseCode, CodeClass};
+
+pub use digest::{Digest, Digests};
 
 pub mod defaults;
+mod digest;
 mod evidence;
 pub mod timing;
 mod windows;
@@ -98,7 +102,7 @@ pub struct Cut {
     pub instant: f64,
 }
 
-pub fn cut_of(c: &ConnectionReport) -> Option<Cut> {
+pub fn cut_of(c: &Digest) -> Option<Cut> {
     let close = &c.close;
     // Encrypted connections: whether close frames were exchanged cannot be
     // seen; an end after a silence of 1 s or more counts as a cut.
@@ -118,7 +122,7 @@ pub fn cut_of(c: &ConnectionReport) -> Option<Cut> {
 }
 
 /// The address of `side` when every connection shares it.
-fn shared_peer(side: Option<Side>, members: &[&ConnectionReport]) -> Option<String> {
+fn shared_peer(side: Option<Side>, members: &[&Digest]) -> Option<String> {
     let side = side?;
     let first = members.first()?.address_of(side);
     members
@@ -131,7 +135,7 @@ fn shared_peer(side: Option<Side>, members: &[&ConnectionReport]) -> Option<Stri
 pub(crate) fn entry(
     kind: DiagnosisKind,
     side: Option<Side>,
-    members: &[&ConnectionReport],
+    members: &[&Digest],
     stats: Option<Stats>,
     message: String,
     advice: Option<String>,
@@ -157,11 +161,12 @@ pub(crate) fn entry(
 
 /// Every diagnosis of a capture, ordered by severity (error first), then by
 /// number of connections (most first).
-pub fn diagnose(conns: &[ConnectionReport], settings: &Settings) -> Vec<Diagnosis> {
+pub fn diagnose(digests: &Digests, settings: &Settings) -> Vec<Diagnosis> {
+    let conns = &digests.conns[..];
     let mut out = timing::idle_timeouts(conns);
     out.extend(timing::max_lifetimes(conns));
-    out.extend(timing::mass_disconnects(conns));
-    out.extend(evidence::never_answers_close(conns));
+    out.extend(timing::mass_disconnects(conns, digests.span));
+    out.extend(evidence::never_answers_close(conns, &digests.answered));
     out.extend(evidence::closes_without_waiting(conns));
     out.extend(evidence::heartbeat_lost(conns, settings));
     out.extend(evidence::error_close_codes(conns));
@@ -176,9 +181,34 @@ pub fn diagnose(conns: &[ConnectionReport], settings: &Settings) -> Vec<Diagnosi
     out
 }
 
+/// Whether a connection can count in some diagnosis: the union of what
+/// each of them selects. The others leave only their span and their
+/// answered close frames ([`Digests`]).
+fn counts(c: &Digest) -> bool {
+    let close = &c.close;
+    let code_class = |s: Side| {
+        close
+            .frame_of(s)
+            .and_then(|f| f.code)
+            .map(|k| CloseCode(k).class())
+    };
+    cut_of(c).is_some()
+        || close
+            .first_frame()
+            .is_some_and(|f| matches!(f.code, Some(1001 | 1012)))
+        || evidence::unanswered_close(c).is_some()
+        || c.findings
+            .iter()
+            .any(|f| matches!(f.kind, Kind::ClosedBeforeAnswer | Kind::ForeignReset))
+        || (c.evidence.unanswered_ping.is_some() && evidence::given_up(c).is_some())
+        || [Side::Client, Side::Server]
+            .into_iter()
+            .any(|s| code_class(s) == Some(CodeClass::Error))
+}
+
 /// Connections carrying a finding of `kind`, grouped by the finding's side.
-fn with_finding(conns: &[ConnectionReport], kind: Kind) -> [Vec<&ConnectionReport>; 2] {
-    let mut out: [Vec<&ConnectionReport>; 2] = Default::default();
+fn with_finding(conns: &[Digest], kind: Kind) -> [Vec<&Digest>; 2] {
+    let mut out: [Vec<&Digest>; 2] = Default::default();
     for c in conns {
         for f in c.findings.iter().filter(|f| f.kind == kind) {
             if let Some(s) = f.side {
@@ -199,7 +229,7 @@ fn count(n: usize, what: &str) -> String {
 }
 
 /// A side named with its address when all share one.
-fn who(side: Side, members: &[&ConnectionReport]) -> String {
+fn who(side: Side, members: &[&Digest]) -> String {
     match shared_peer(Some(side), members) {
         Some(p) => format!("the {} {p}", side.name()),
         None => format!("the {}", side.name()),

@@ -12,11 +12,12 @@
 //! of 200-connection captures, 0.005 about 1 %. Real timeouts are tight (a
 //! few milliseconds), chance groups are not.
 
+use super::Digest;
 use super::defaults::{self, tolerance};
 use super::windows::densest_windows;
 use super::{Diagnosis, DiagnosisKind, Stats, cut_of, entry, nice, span};
 use crate::Ts;
-use crate::close::{ConnectionReport, Outcome, Side, TcpEndKind, fmt_short};
+use crate::close::{Outcome, Side, TcpEndKind, fmt_short};
 
 /// Chance below which a group stands out (D1).
 const ALPHA: f64 = 0.005;
@@ -100,10 +101,7 @@ fn best_window(order: &[usize], values: &[f64], range: f64, lnf: &[f64]) -> Opti
 
 /// The cut connections of each side with a time (idle or age), as
 /// `(side, connection, time)`.
-fn by_side(
-    conns: &[ConnectionReport],
-    time: impl Fn(&ConnectionReport) -> Option<f64>,
-) -> [Vec<(&ConnectionReport, f64)>; 2] {
+fn by_side(conns: &[Digest], time: impl Fn(&Digest) -> Option<f64>) -> [Vec<(&Digest, f64)>; 2] {
     let mut out: [Vec<_>; 2] = Default::default();
     for c in conns {
         if let (Some(cut), Some(t)) = (cut_of(c), time(c)) {
@@ -115,10 +113,10 @@ fn by_side(
 
 /// Groups of one side's cut connections sharing a time, as diagnoses.
 fn timed(
-    conns: &[ConnectionReport],
+    conns: &[Digest],
     kind: DiagnosisKind,
-    time: impl Fn(&ConnectionReport) -> Option<f64>,
-    describe: impl Fn(Side, &[&ConnectionReport], &Stats) -> (String, String),
+    time: impl Fn(&Digest) -> Option<f64>,
+    describe: impl Fn(Side, &[&Digest], &Stats) -> (String, String),
 ) -> Vec<Diagnosis> {
     let mut out = Vec::new();
     for (side, items) in [Side::Client, Side::Server]
@@ -127,7 +125,7 @@ fn timed(
     {
         let values: Vec<f64> = items.iter().map(|(_, t)| *t).collect();
         for group in clusters(&values) {
-            let members: Vec<&ConnectionReport> = group.iter().map(|&i| items[i].0).collect();
+            let members: Vec<&Digest> = group.iter().map(|&i| items[i].0).collect();
             let times: Vec<f64> = group.iter().map(|&i| values[i]).collect();
             let stats = Stats::of(&times);
             let (message, advice) = describe(side, &members, &stats);
@@ -151,7 +149,7 @@ fn timed(
 
 /// How the connections were cut: "FIN, no close frame", "RST, no close
 /// frame", "close frame 1001", or a mix of these.
-fn how_cut(members: &[&ConnectionReport]) -> String {
+fn how_cut(members: &[&Digest]) -> String {
     let mut ways: Vec<&str> = Vec::new();
     for c in members {
         let encrypted = c.close.outcome == Outcome::Encrypted;
@@ -182,7 +180,7 @@ fn culprit(side: Side) -> &'static str {
 
 /// "4 connections were cut by the server side (FIN, no close frame)
 /// {what} (59.81 to 60.29 s)".
-fn cut_message(side: Side, members: &[&ConnectionReport], what: String, st: &Stats) -> String {
+fn cut_message(side: Side, members: &[&Digest], what: String, st: &Stats) -> String {
     format!(
         "{} connections were cut by the {} side ({}) {what} {}",
         members.len(),
@@ -192,7 +190,7 @@ fn cut_message(side: Side, members: &[&ConnectionReport], what: String, st: &Sta
     )
 }
 
-pub fn idle_timeouts(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
+pub fn idle_timeouts(conns: &[Digest]) -> Vec<Diagnosis> {
     timed(
         conns,
         DiagnosisKind::IdleTimeout,
@@ -211,13 +209,13 @@ pub fn idle_timeouts(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
 }
 
 /// Age at the TCP end, for connections idle less than half their life.
-fn busy_age(c: &ConnectionReport) -> Option<f64> {
+fn busy_age(c: &Digest) -> Option<f64> {
     let age = c.close.tcp_end.ts? - c.evidence.start_ts;
     let idle = c.close.idle_s.unwrap_or(0.0);
     (age > 0.0 && idle < age / 2.0).then_some(age)
 }
 
-pub fn max_lifetimes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
+pub fn max_lifetimes(conns: &[Digest]) -> Vec<Diagnosis> {
     timed(
         conns,
         DiagnosisKind::MaxLifetime,
@@ -237,7 +235,7 @@ pub fn max_lifetimes(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
 
 /// Connections cut, or closed with 1001 or 1012, and when (D3: the close
 /// frame's time, else the TCP end), with the side that ended them.
-fn disconnects(conns: &[ConnectionReport]) -> Vec<(f64, Side, &ConnectionReport)> {
+fn disconnects(conns: &[Digest]) -> Vec<(f64, Side, &Digest)> {
     let mut out = Vec::new();
     for c in conns {
         let going = c
@@ -260,9 +258,11 @@ fn disconnects(conns: &[ConnectionReport]) -> Vec<(f64, Side, &ConnectionReport)
 /// At least this many connections in one second make a mass disconnect.
 const MASS: usize = 5;
 
-pub fn mass_disconnects(conns: &[ConnectionReport]) -> Vec<Diagnosis> {
+/// `span`: the first and last packet of all connections (the capture's
+/// span as far as WebSocket goes).
+pub fn mass_disconnects(conns: &[Digest], span: Option<(f64, f64)>) -> Vec<Diagnosis> {
     let events = disconnects(conns);
-    let chance = Background::of(conns, events.len());
+    let chance = Background::of(span, events.len());
     let times: Vec<f64> = events.iter().map(|e| e.0).collect();
     // The 1.0 s window holding the most events, again and again, while the
     // burst stands out.
@@ -289,10 +289,8 @@ struct Background {
 }
 
 impl Background {
-    fn of(conns: &[ConnectionReport], events: usize) -> Background {
-        let start = conns.iter().map(|c| c.first_ts).fold(f64::MAX, f64::min);
-        let end = conns.iter().map(|c| c.last_ts).fold(f64::MIN, f64::max);
-        let span = (end - start).max(1.0);
+    fn of(span: Option<(f64, f64)>, events: usize) -> Background {
+        let span = span.map_or(1.0, |(start, end)| (end - start).max(1.0));
         Background {
             rate: events as f64 / span,
             windows: span,
@@ -330,8 +328,8 @@ fn ln_poisson_tail(lambda: f64, k: usize) -> f64 {
     first + sum.ln()
 }
 
-fn mass_entry(group: &[(f64, Side, &ConnectionReport)]) -> Diagnosis {
-    let members: Vec<&ConnectionReport> = group.iter().map(|g| g.2).collect();
+fn mass_entry(group: &[(f64, Side, &Digest)]) -> Diagnosis {
+    let members: Vec<&Digest> = group.iter().map(|g| g.2).collect();
     let first = group.first().map_or(0.0, |g| g.0);
     let last = group.last().map_or(0.0, |g| g.0);
     let side = group.iter().all(|g| g.1 == group[0].1).then(|| group[0].1);

@@ -59,22 +59,17 @@ impl Summary {
 
     /// The whole page.
     pub fn write_html(&self, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(render(self).as_bytes())
+        out.write_all(render(self)?.as_bytes())
     }
 }
 
 /// Where the capture starts and ends (epoch seconds), over connections.
-fn span(s: &Summary) -> (f64, f64) {
-    let start = s
-        .connections
+fn span(conns: &[ConnectionReport]) -> (f64, f64) {
+    let start = conns
         .iter()
         .map(|c| c.first_ts)
         .fold(f64::INFINITY, f64::min);
-    let end = s
-        .connections
-        .iter()
-        .map(end_ts)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let end = conns.iter().map(end_ts).fold(f64::NEG_INFINITY, f64::max);
     if start.is_finite() && end.is_finite() {
         (start, end.max(start))
     } else {
@@ -179,16 +174,16 @@ fn outcome_n(o: Outcome) -> usize {
 }
 
 /// The data blob: one row per connection, see report.js for the layout.
-fn data_json(s: &Summary, start: f64, end: f64, svg: bool) -> String {
+fn data_json(s: &Summary, conns: &[ConnectionReport], start: f64, end: f64, svg: bool) -> String {
     let mut hosts = Table::default();
     let mut servers = Table::default();
     let mut kinds = Table::default();
     let mut strings = Table::default();
     let mut budget = MESSAGE_BUDGET;
     let mut omitted = 0u64;
-    let mut rows = String::with_capacity(s.connections.len() * 80);
+    let mut rows = String::with_capacity(conns.len() * 80);
     let mut prev_id = 0u64;
-    for (i, c) in s.connections.iter().enumerate() {
+    for (i, c) in conns.iter().enumerate() {
         if i > 0 {
             rows.push(',');
         }
@@ -309,9 +304,13 @@ fn frame_json(f: Option<&CloseFrame>, t0: f64, strings: &mut Table) -> String {
     }
 }
 
-fn render(s: &Summary) -> String {
-    let (start, end) = span(s);
-    let n = s.connections.len();
+/// The page; every connection is read back into memory for it (the page
+/// holds them all anyway).
+fn render(s: &Summary) -> io::Result<String> {
+    let conns = s.connections.to_vec().map_err(io::Error::other)?;
+    let conns = &conns[..];
+    let (start, end) = span(conns);
+    let n = conns.len();
     let svg = n <= SVG_MAX;
     let mut h = String::with_capacity(4096 + n * if svg { 400 } else { 90 });
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
@@ -326,8 +325,8 @@ fn render(s: &Summary) -> String {
     header(&mut h, s, start, end);
     h.push_str("<main>\n");
     diagnoses(&mut h, s);
-    timeline(&mut h, s, start, end, svg);
-    histograms(&mut h, s);
+    timeline(&mut h, conns, start, end, svg);
+    histograms(&mut h, s, conns);
     h.push_str(
         "<section id=\"connections\"><h2>Connections</h2>\
          <div class=\"controls\"><input id=\"filter\" type=\"search\" placeholder=\"filter: id, address, outcome, finding, path…\" aria-label=\"filter\">\
@@ -352,11 +351,11 @@ fn render(s: &Summary) -> String {
     h.push_str("</main>\n<aside id=\"details\" hidden></aside>\n");
     h.push_str("<p id=\"render-status\" data-bars=\"0\" data-rows=\"0\">not rendered (the page's script did not run)</p>\n");
     h.push_str("<script type=\"application/json\" id=\"wsclose-data\">");
-    h.push_str(&data_json(s, start, end, svg));
+    h.push_str(&data_json(s, conns, start, end, svg));
     h.push_str("</script>\n<script>");
     h.push_str(JS);
     h.push_str("</script>\n</body></html>\n");
-    h
+    Ok(h)
 }
 
 fn header(h: &mut String, s: &Summary, start: f64, end: f64) {

@@ -8,10 +8,12 @@ use serde::Serialize;
 use strum::VariantArray;
 
 use crate::analyzer::TlsCounts;
-use crate::close::{ConnectionReport, Outcome, Settings, Severity};
-use crate::diagnose::{Diagnosis, diagnose};
+use crate::close::{Outcome, Settings, Severity};
+use crate::diagnose::Diagnosis;
 use crate::tls::NotDecrypted;
 
+pub(crate) mod collect;
+pub(crate) mod connections;
 mod diagnoses;
 mod findings;
 pub mod html;
@@ -19,6 +21,7 @@ pub mod human;
 pub(crate) mod jsonl;
 mod tables;
 
+pub use collect::{Collected, Collector, Connections};
 pub use human::{ColorChoice, TableOptions};
 
 pub const SCHEMA: &str = "wsclose-summary/1";
@@ -186,7 +189,8 @@ pub struct Summary {
     pub sources: Vec<Source>,
     pub totals: Totals,
     pub diagnoses: Vec<Diagnosis>,
-    pub connections: Vec<ConnectionReport>,
+    /// Read back from the spool when written (not all in memory).
+    pub connections: Connections,
     pub analysis: AnalysisStats,
     pub limits: LimitsOut,
 }
@@ -195,31 +199,12 @@ impl Summary {
     pub fn new(
         settings: &Settings,
         sources: Vec<Source>,
-        connections: Vec<ConnectionReport>,
+        collected: Collected,
         analysis: AnalysisStats,
         limits: LimitsOut,
     ) -> Summary {
-        let mut outcomes = Outcomes::default();
-        let mut close_codes = BTreeMap::new();
-        let mut findings = BTreeMap::new();
-        let mut severities = Severities::default();
-        for c in &connections {
-            outcomes.add(c.close.outcome);
-            for (code, n) in c.close_codes.iter() {
-                let k = code.map_or_else(|| "none".to_string(), |c| c.to_string());
-                *close_codes.entry(k).or_insert(0) += n;
-            }
-            for f in &c.findings {
-                *findings.entry(f.kind.name().to_string()).or_insert(0) += 1;
-                match f.severity {
-                    Severity::Error => severities.error += 1,
-                    Severity::Warning => severities.warning += 1,
-                    Severity::Info => severities.info += 1,
-                }
-            }
-        }
         Summary {
-            diagnoses: diagnose(&connections, settings),
+            diagnoses: collected.diagnoses,
             schema: SCHEMA,
             tool: Tool {
                 name: "wsclose",
@@ -229,14 +214,8 @@ impl Summary {
                 close_timeout_s: settings.close_timeout.as_secs_f64(),
             },
             sources,
-            totals: Totals {
-                connections: connections.len() as u64,
-                outcomes,
-                close_codes,
-                findings,
-                severities,
-            },
-            connections,
+            totals: collected.totals,
+            connections: collected.connections,
             analysis,
             limits,
         }
@@ -263,10 +242,15 @@ impl Summary {
 
     /// The worst severity among all findings.
     pub fn worst(&self) -> Option<Severity> {
-        self.connections
-            .iter()
-            .flat_map(|c| c.findings.iter().map(|f| f.severity))
-            .max()
+        let s = &self.totals.severities;
+        [
+            (s.error, Severity::Error),
+            (s.warning, Severity::Warning),
+            (s.info, Severity::Info),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n > 0)
+        .map(|(_, w)| w)
     }
 
     /// The JSON summary: compact, or indented with `pretty` (`--pretty`).

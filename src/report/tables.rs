@@ -76,7 +76,7 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
         }
         return Ok(());
     }
-    let (listed, head) = listing(summary, opts);
+    let (listed, head) = listing(summary, opts)?;
     writeln!(out)?;
     for l in wrap("", "  ", &head, opts.width) {
         writeln!(out, "{l}")?;
@@ -89,7 +89,7 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
         Some(t) => writeln!(out, "{}", spaces(&t.to_string()))?,
         None => compact(&rows, out, opts)?,
     }
-    findings::write(&listed, out, opts)?;
+    findings::write(&listed.iter().collect::<Vec<_>>(), out, opts)?;
     Ok(())
 }
 
@@ -98,19 +98,22 @@ pub fn write(summary: &Summary, out: &mut impl Write, opts: &TableOptions) -> io
 /// above them, and take seconds and a gigabyte to lay out.
 const LISTED_MAX: usize = 1000;
 
-/// The connections to list, and the heading that says which.
-fn listing<'a>(summary: &'a Summary, opts: &TableOptions) -> (Vec<&'a ConnectionReport>, String) {
-    let all = summary.connections.len();
+/// The connections to list (read back from the spool), and the heading
+/// that says which.
+fn listing(summary: &Summary, opts: &TableOptions) -> io::Result<(Vec<ConnectionReport>, String)> {
+    let conns = &summary.connections;
+    let all = conns.len();
     if opts.all || all <= MANY {
         let head = format!("Connections ({all}; start times from the capture's start):");
-        return (summary.connections.iter().collect(), head);
+        let listed = conns.to_vec().map_err(io::Error::other)?;
+        return Ok((listed, head));
     }
-    let mut listed: Vec<&ConnectionReport> = summary
-        .connections
-        .iter()
-        .filter(|c| c.close.outcome != Outcome::Clean)
-        .collect();
-    let unclean = listed.len();
+    let unclean = conns.unclean();
+    let listed = conns
+        .iter_unclean()
+        .take(LISTED_MAX)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io::Error::other)?;
     let clean = all - unclean;
     let s = if clean == 1 { "" } else { "s" };
     let head = if unclean <= LISTED_MAX {
@@ -118,13 +121,12 @@ fn listing<'a>(summary: &'a Summary, opts: &TableOptions) -> (Vec<&'a Connection
             "Connections: the {unclean} not clean of {all}; {clean} clean connection{s} left out (--all lists them); start times from the capture's start:"
         )
     } else {
-        listed.truncate(LISTED_MAX);
         format!(
             "Connections: the first {LISTED_MAX} of the {unclean} not clean of {all}; {} more not clean and {clean} clean connection{s} left out (--all lists them, the JSON holds every one); start times from the capture's start:",
             unclean - LISTED_MAX
         )
     };
-    (listed, head)
+    Ok((listed, head))
 }
 
 /// The first packet of the capture, across its inputs.

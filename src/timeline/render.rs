@@ -441,7 +441,7 @@ pub fn utc(t: Ts) -> String {
 /// decrypted" for a wss connection.
 pub fn tls_summary(t: &crate::close::TlsReport) -> String {
     let mut what = vec![];
-    if let Some(c) = t.cipher {
+    if let Some(c) = &t.cipher {
         what.push(c.to_string());
     }
     if let Some(sni) = &t.sni {
@@ -452,9 +452,12 @@ pub fn tls_summary(t: &crate::close::TlsReport) -> String {
     } else {
         format!(" ({})", what.join(", "))
     };
-    let state = match t.not_decrypted_reason {
+    let state = match &t.not_decrypted_reason {
         None => "decrypted".to_string(),
         Some(r) => format!("not decrypted: {r}"),
     };
-    format!(", over {}{detail}, {state}", t.version.unwrap_or("TLS"))
+    format!(
+        ", over {}{detail}, {state}",
+        t.version.as_deref().unwrap_or("TLS")
+    )
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{age, end_ts, esc, fmt_dur, tcp_end_ts};
-use crate::close::TcpEndKind;
+use crate::close::{ConnectionReport, TcpEndKind};
 use crate::diagnose::{Diagnosis, DiagnosisKind};
 use crate::report::Summary;
 
@@ -22,8 +22,14 @@ fn legend(h: &mut String) {
     );
 }
 
-pub(super) fn timeline(h: &mut String, s: &Summary, start: f64, end: f64, svg: bool) {
-    let n = s.connections.len();
+pub(super) fn timeline(
+    h: &mut String,
+    conns: &[ConnectionReport],
+    start: f64,
+    end: f64,
+    svg: bool,
+) {
+    let n = conns.len();
     let _ = write!(
         h,
         "<section id=\"timeline\"><h2>Timeline</h2><p class=\"sub\">Each connection is a bar from its first packet to its TCP end, coloured by outcome{}; click one for its details.</p>",
@@ -80,7 +86,7 @@ pub(super) fn timeline(h: &mut String, s: &Summary, start: f64, end: f64, svg: b
     }
     h.push_str("</g>");
     let bar_h = (row * 0.7).max(2.0);
-    for (i, c) in s.connections.iter().enumerate() {
+    for (i, c) in conns.iter().enumerate() {
         let y = axis + row * i as f64 + (row - bar_h) / 2.0;
         let x0 = x(c.first_ts);
         let x1 = x(end_ts(c)).max(x0 + 1.0);
@@ -318,14 +324,9 @@ fn histogram(
     );
 }
 
-pub(super) fn histograms(h: &mut String, s: &Summary) {
-    let idle: Vec<f64> = s
-        .connections
-        .iter()
-        .filter_map(|c| c.close.idle_s)
-        .collect();
-    let ages: Vec<f64> = s
-        .connections
+pub(super) fn histograms(h: &mut String, s: &Summary, conns: &[ConnectionReport]) {
+    let idle: Vec<f64> = conns.iter().filter_map(|c| c.close.idle_s).collect();
+    let ages: Vec<f64> = conns
         .iter()
         .filter(|c| c.close.tcp_end.kind != TcpEndKind::None)
         .map(age)
