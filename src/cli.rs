@@ -123,6 +123,12 @@ pub(crate) struct AnalyzeArgs {
     /// capture is read twice).
     #[arg(long, value_name = "ID")]
     pub connection: Vec<u64>,
+    /// Analysis threads: with N above 1 a reading thread shares packets out
+    /// by connection among N others (same output as 1, apart from the peaks
+    /// in `limits`; see the README). Not with --jsonl.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -474,6 +480,12 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
             ));
         }
     }
+    if args.threads > 1 && args.output.jsonl.is_some() {
+        return Err(Error::Usage(
+            "--jsonl reports connections as the capture is read, on one thread: not with --threads"
+                .into(),
+        ));
+    }
     check_paths(&args.files, &args.output, None)?;
     let settings = settings_of(&args.output, &args.tls, false)?;
     let limits = args.limits.limits();
@@ -494,6 +506,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let watch = reads_a_pipe || args.output.jsonl.is_some();
     let hooks = Hooks {
         spool_memory: None,
+        threads: usize::from(args.threads),
         stop: watch.then_some(&*stop),
         decided: args
             .output

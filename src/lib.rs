@@ -23,6 +23,7 @@ pub mod message;
 pub mod pipeline;
 pub mod reassembly;
 pub mod report;
+mod shard;
 mod sniff;
 pub mod timeline;
 pub mod tls;

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::reassembly::Limits;
 use crate::report::connections::SPOOL_MEMORY;
 use crate::report::{AnalysisStats, Collector, LimitsOut, Source, Summary};
+use crate::shard;
 
 /// The TCP segment of a captured packet, for `analyzer`. A packet that
 /// gives none (another protocol, undecodable, a link type not read) is
@@ -68,6 +69,9 @@ pub(crate) struct Hooks<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Each connection the moment it is decided, in capture time.
     pub decided: Option<OnDecided<'a>>,
+    /// Analysis threads (`--threads`; 0 or 1: the reading thread alone).
+    /// With `decided` the run is on one thread.
+    pub threads: usize,
     /// Bytes of decided connections kept in memory before they go to a
     /// temporary file (default [`SPOOL_MEMORY`]; tests set 0).
     pub spool_memory: Option<usize>,
@@ -110,57 +114,105 @@ fn run_readers(
     readers: Vec<FileReader>,
     settings: Settings,
     limits: Limits,
-    mut hooks: Hooks<'_>,
+    hooks: Hooks<'_>,
 ) -> Result<(Summary, Vec<String>), Error> {
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
-    let mut analyzer = match hooks.decided {
-        Some(_) => Analyzer::new_live(settings.clone(), limits),
-        None => Analyzer::new(settings.clone(), limits),
-    };
     let mut collector = Collector::with_memory(hooks.spool_memory.unwrap_or(SPOOL_MEMORY));
-    let mut n: u64 = 0;
-    let stop = hooks.stop;
-    while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
-        n += 1;
-        for text in merged.take_secrets() {
-            if let Ok(mut k) = settings.keys.write() {
-                k.add_text(&text);
+    let stats = if hooks.threads > 1 && hooks.decided.is_none() {
+        let on_packet = |n: u64, m: &Merged| {
+            if n % PROGRESS_EVERY == 0 {
+                progress.update(m.readers());
             }
-        }
-        if n % PROGRESS_EVERY == 0 {
-            progress.update(merged.readers());
-        }
-        let Some((pkt, counts)) = merged.current_mut() else {
-            break;
         };
-        let ts = pkt.ts;
-        feed(&mut analyzer, pkt, counts);
-        if n % COLLECT_EVERY == 0 {
-            collector.take_from(&mut analyzer)?;
-        }
-        if let Some(on) = hooks.decided.as_mut() {
-            // Close deadlines pass on capture time here.
-            analyzer.tick(ts);
-            if n % DECIDED_EVERY == 0 {
-                on(analyzer.take_decided())?;
-            }
-        }
-    }
+        let (t, stop) = (hooks.threads, hooks.stop);
+        shard::run(
+            &mut merged,
+            t,
+            &settings,
+            limits,
+            stop,
+            on_packet,
+            &mut collector,
+        )?
+    } else {
+        let run = One {
+            merged: &mut merged,
+            settings: &settings,
+            limits,
+            progress: &progress,
+            collector: &mut collector,
+        };
+        run.run(hooks)?
+    };
     progress.done();
-    collector.take_from(&mut analyzer)?;
-    let (connections, stats, rest) = analyzer.finish_live();
-    if let Some(on) = hooks.decided.as_mut() {
-        on(rest)?;
-    }
-    for c in &connections {
-        collector.add(c)?;
-    }
     let (sources, warnings) = file_sources(merged.into_readers())?;
     Ok((
         summary_of(&settings, &limits, sources, collector, &stats)?,
         warnings,
     ))
+}
+
+/// A run on one thread.
+struct One<'a> {
+    merged: &'a mut Merged,
+    settings: &'a Settings,
+    limits: Limits,
+    progress: &'a Progress,
+    collector: &'a mut Collector,
+}
+
+impl One<'_> {
+    fn run(self, mut hooks: Hooks<'_>) -> Result<AnalyzerStats, Error> {
+        let One {
+            merged,
+            settings,
+            limits,
+            progress,
+            collector,
+        } = self;
+        let mut analyzer = match hooks.decided {
+            Some(_) => Analyzer::new_live(settings.clone(), limits),
+            None => Analyzer::new(settings.clone(), limits),
+        };
+        let mut n: u64 = 0;
+        let stop = hooks.stop;
+        while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
+            n += 1;
+            for text in merged.take_secrets() {
+                if let Ok(mut k) = settings.keys.write() {
+                    k.add_text(&text);
+                }
+            }
+            if n % PROGRESS_EVERY == 0 {
+                progress.update(merged.readers());
+            }
+            let Some((pkt, counts)) = merged.current_mut() else {
+                break;
+            };
+            let ts = pkt.ts;
+            feed(&mut analyzer, pkt, counts);
+            if n % COLLECT_EVERY == 0 {
+                collector.take_from(&mut analyzer)?;
+            }
+            if let Some(on) = hooks.decided.as_mut() {
+                // Close deadlines pass on capture time here.
+                analyzer.tick(ts);
+                if n % DECIDED_EVERY == 0 {
+                    on(analyzer.take_decided())?;
+                }
+            }
+        }
+        collector.take_from(&mut analyzer)?;
+        let (connections, stats, rest) = analyzer.finish_live();
+        if let Some(on) = hooks.decided.as_mut() {
+            on(rest)?;
+        }
+        for c in &connections {
+            collector.add(c)?;
+        }
+        Ok(stats)
+    }
 }
 
 /// The `sources` entries of the inputs read, and the warnings about them

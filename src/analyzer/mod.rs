@@ -12,7 +12,7 @@ use std::collections::BinaryHeap;
 use crate::Ts;
 use crate::close::{ConnectionReport, Settings};
 use crate::decode::TcpSegment;
-use crate::reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, Release};
+use crate::reassembly::{FlowKey, FlowTable, Limits, ReassemblyStats, Release, Step};
 use crate::timeline::Selection;
 use crate::tls::{NotDecrypted, SharedKeys};
 
@@ -34,6 +34,24 @@ pub struct AnalyzerStats {
     pub cut_segments: u64,
     /// Flows that carried plain HTTP (a request without an upgrade).
     pub plain_http_flows: u64,
+}
+
+impl AnalyzerStats {
+    /// Adds a sharded run's worker's counters. Peaks add up too: the sum
+    /// of the workers' peaks, at least the run's (they need not fall at
+    /// the same moment).
+    pub fn add(&mut self, o: &AnalyzerStats) {
+        self.tcp_segments += o.tcp_segments;
+        self.reassembly.add(&o.reassembly);
+        self.websocket_evicted += o.websocket_evicted;
+        self.tls.seen += o.tls.seen;
+        self.tls.decrypted += o.tls.decrypted;
+        for (a, b) in self.tls.not_decrypted.iter_mut().zip(o.tls.not_decrypted) {
+            *a += b;
+        }
+        self.cut_segments += o.cut_segments;
+        self.plain_http_flows += o.plain_http_flows;
+    }
 }
 
 /// TLS connections seen, decrypted, and why the others were not (the
@@ -69,7 +87,6 @@ pub struct Analyzer {
     table: FlowTable<Session>,
     settings: Settings,
     reports: Vec<ConnectionReport>,
-    next_order: u64,
     /// Latest capture time seen.
     now: Option<Ts>,
     tcp_segments: u64,
@@ -101,7 +118,6 @@ impl Analyzer {
         Analyzer {
             table: FlowTable::new(limits),
             reports: Vec::new(),
-            next_order: 0,
             now: None,
             tcp_segments: 0,
             websocket_evicted: 0,
@@ -124,6 +140,18 @@ impl Analyzer {
         }
     }
 
+    /// A worker of a sharded run: it sees the segments of some flows only,
+    /// numbered capture-wide ([`Analyzer::packet_numbered`]), and purges
+    /// ended flows when told ([`Analyzer::purge`]), where one analyzer
+    /// reading everything would.
+    pub fn new_worker(settings: Settings, limits: Limits) -> Self {
+        let a = Self::new(settings, limits);
+        Analyzer {
+            table: a.table.without_auto_purge(),
+            ..a
+        }
+    }
+
     /// An analyzer that also reports each connection the moment it is
     /// decided (taken with [`Analyzer::take_decided`]).
     pub fn new_live(settings: Settings, limits: Limits) -> Self {
@@ -139,6 +167,15 @@ impl Analyzer {
 
     /// One TCP segment, captured at `ts`.
     pub fn packet(&mut self, ts: Ts, seg: &TcpSegment<'_>) {
+        let index = self.tcp_segments + 1;
+        self.packet_numbered(ts, seg, index);
+    }
+
+    /// One TCP segment, `index` being its number among the capture's TCP
+    /// segments (from 1): a connection's first one orders it among the
+    /// others (its id). A worker of a sharded run sees some segments only,
+    /// and is given the capture-wide number.
+    pub fn packet_numbered(&mut self, ts: Ts, seg: &TcpSegment<'_>, index: u64) {
         self.tcp_segments += 1;
         self.cut_segments += u64::from(seg.cut);
         self.note_time(ts);
@@ -146,7 +183,6 @@ impl Analyzer {
             table,
             settings,
             reports,
-            next_order,
             websocket_evicted,
             live,
             trace,
@@ -155,35 +191,26 @@ impl Analyzer {
             plain_http_flows,
             ..
         } = self;
+        let mut released = Released {
+            settings,
+            reports,
+            websocket_evicted,
+            live,
+            tls,
+            plain_http_flows,
+        };
         let mut out = table.process(
             ts,
             seg,
             &mut |key, _, ts| {
-                *next_order += 1;
                 let tls_port = [key.lo.port, key.hi.port]
                     .iter()
-                    .any(|p| settings.tls_ports.contains(p));
-                Session::new(key, *next_order, ts, trace.as_ref(), tls_port)
+                    .any(|p| released.settings.tls_ports.contains(p));
+                Session::new(key, index, ts, trace.as_ref(), tls_port)
             },
-            &mut |s: Session, why: Release| {
-                if let Some(t) = s.tls_tally() {
-                    tls.add(t);
-                }
-                *plain_http_flows += u64::from(s.plain_http);
-                // Over (or evicted): nothing more will change its verdict.
-                if let Some(r) = s.report(ts, settings) {
-                    if why == Release::Evicted {
-                        *websocket_evicted += 1;
-                    }
-                    if let Some(l) = live.as_mut()
-                        && !s.emitted
-                    {
-                        l.decide(r.clone(), s.seq);
-                    }
-                    reports.push(r);
-                }
-            },
+            &mut |s: Session, why: Release| released.take(s, why, ts),
         );
+        let live = released.live;
         if let Some((s, _)) = out.as_mut()
             && s.wants_keys()
         {
@@ -248,6 +275,16 @@ impl Analyzer {
         }
     }
 
+    /// Flows tracked, bytes buffered, and what the last segment did to
+    /// their peaks (a sharded run's workers report these).
+    pub fn table_state(&self) -> (usize, usize, Step) {
+        (
+            self.table.len(),
+            self.table.buffered_bytes(),
+            self.table.step,
+        )
+    }
+
     /// TCP flows tracked now (open, or lingering after their end).
     pub fn open_flows(&self) -> usize {
         self.table.len()
@@ -271,6 +308,31 @@ impl Analyzer {
     /// Any packet of the capture, TCP or not, moves the capture's clock.
     pub fn note_time(&mut self, ts: Ts) {
         self.now = Some(self.now.map_or(ts, |n| n.max(ts)));
+    }
+
+    /// Releases the flows that ended more than the linger time before `ts`
+    /// (a sharded run's workers do it where the whole run would: see
+    /// [`Analyzer::new_worker`]).
+    pub fn purge(&mut self, ts: Ts) {
+        let Analyzer {
+            table,
+            settings,
+            reports,
+            websocket_evicted,
+            live,
+            tls,
+            plain_http_flows,
+            ..
+        } = self;
+        let mut released = Released {
+            settings,
+            reports,
+            websocket_evicted,
+            live,
+            tls,
+            plain_http_flows,
+        };
+        table.purge_now(ts, &mut |s: Session, why| released.take(s, why, ts));
     }
 
     /// Ends the capture: decides every connection still open and returns
@@ -304,20 +366,16 @@ impl Analyzer {
             ..
         } = self;
         let end = now.unwrap_or_default();
-        let reassembly = table.finish(end, &mut |s: Session, _| {
-            if let Some(t) = s.tls_tally() {
-                tls.add(t);
-            }
-            plain_http_flows += u64::from(s.plain_http);
-            if let Some(r) = s.report(end, &settings) {
-                if let Some(l) = live.as_mut()
-                    && !s.emitted
-                {
-                    l.decide(r.clone(), s.seq);
-                }
-                reports.push(r);
-            }
-        });
+        let mut websocket_evicted = websocket_evicted;
+        let mut released = Released {
+            settings: &settings,
+            reports: &mut reports,
+            websocket_evicted: &mut websocket_evicted,
+            live: &mut live,
+            tls: &mut tls,
+            plain_http_flows: &mut plain_http_flows,
+        };
+        let reassembly = table.finish(end, &mut |s: Session, why| released.take(s, why, end));
         let stats = AnalyzerStats {
             tcp_segments,
             reassembly,
@@ -329,6 +387,39 @@ impl Analyzer {
         let mut rest = live.map(|l| l.decided).unwrap_or_default();
         rest.sort_by_key(|r| r.id);
         (reports, stats, rest)
+    }
+}
+
+/// Where a flow's session goes when the flow table lets it go: its tallies,
+/// and its report when it was a WebSocket connection.
+struct Released<'a> {
+    settings: &'a Settings,
+    reports: &'a mut Vec<ConnectionReport>,
+    websocket_evicted: &'a mut u64,
+    live: &'a mut Option<Live>,
+    tls: &'a mut TlsCounts,
+    plain_http_flows: &'a mut u64,
+}
+
+impl Released<'_> {
+    /// Over (or evicted, or the capture ended): nothing more will change
+    /// its verdict.
+    fn take(&mut self, s: Session, why: Release, ts: Ts) {
+        if let Some(t) = s.tls_tally() {
+            self.tls.add(t);
+        }
+        *self.plain_http_flows += u64::from(s.plain_http);
+        if let Some(r) = s.report(ts, self.settings) {
+            if why == Release::Evicted {
+                *self.websocket_evicted += 1;
+            }
+            if let Some(l) = self.live.as_mut()
+                && !s.emitted
+            {
+                l.decide(r.clone(), s.seq);
+            }
+            self.reports.push(r);
+        }
     }
 }
 

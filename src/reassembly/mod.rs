@@ -180,6 +180,39 @@ pub struct ReassemblyStats {
     pub sink_bytes_shed: u64,
 }
 
+impl ReassemblyStats {
+    /// Adds another table's counters (a sharded run's worker); see
+    /// `AnalyzerStats::add` for the peaks.
+    pub fn add(&mut self, o: &ReassemblyStats) {
+        let ReassemblyStats {
+            flows,
+            retransmitted_segments,
+            out_of_order_segments,
+            gaps,
+            gap_bytes,
+            packets_after_end,
+            peak_flows,
+            peak_buffered,
+            flows_evicted,
+            holes_given_up,
+            packets_of_evicted_flows,
+            sink_bytes_shed,
+        } = *o;
+        self.flows += flows;
+        self.retransmitted_segments += retransmitted_segments;
+        self.out_of_order_segments += out_of_order_segments;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.packets_after_end += packets_after_end;
+        self.peak_flows += peak_flows;
+        self.peak_buffered += peak_buffered;
+        self.flows_evicted += flows_evicted;
+        self.holes_given_up += holes_given_up;
+        self.packets_of_evicted_flows += packets_of_evicted_flows;
+        self.sink_bytes_shed += sink_bytes_shed;
+    }
+}
+
 /// Why a flow's sink is handed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
@@ -210,8 +243,27 @@ pub struct FlowTable<S> {
     /// Everything buffered, the sum of every flow's `charged`.
     buffered_total: usize,
     packets: u64,
+    /// Purge every [`PURGE_EVERY`] segments: off in a sharded run's
+    /// workers, which are told to purge where the whole run would.
+    auto_purge: bool,
+    /// What the last segment did to the peaks (a sharded run merges its
+    /// workers' peaks from these).
+    pub step: Step,
     pub stats: ReassemblyStats,
 }
+
+/// What one segment did to the quantities whose peaks are reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    /// All buffered bytes when the peak of them was taken (after the
+    /// segment was buffered, before a cap gave anything up).
+    pub settled: usize,
+    /// The segment made a new flow (the peak of flows was taken).
+    pub inserted: bool,
+}
+
+/// Segments between two purges of ended flows.
+pub const PURGE_EVERY: u64 = 65536;
 
 impl<S: StreamSink> FlowTable<S> {
     pub fn new(limits: Limits) -> Self {
@@ -223,7 +275,17 @@ impl<S: StreamSink> FlowTable<S> {
             limits,
             buffered_total: 0,
             packets: 0,
+            auto_purge: true,
+            step: Step::default(),
             stats: ReassemblyStats::default(),
+        }
+    }
+
+    /// A table that purges ended flows only when told ([`FlowTable::purge_now`]).
+    pub fn without_auto_purge(self) -> Self {
+        FlowTable {
+            auto_purge: false,
+            ..self
         }
     }
 
@@ -261,8 +323,12 @@ impl<S: StreamSink> FlowTable<S> {
         done: &mut impl FnMut(S, Release),
     ) -> Option<(&mut S, bool)> {
         self.packets += 1;
-        if self.packets % 65536 == 0 {
-            self.purge(ts, done);
+        self.step = Step {
+            settled: self.buffered_total,
+            inserted: false,
+        };
+        if self.auto_purge && self.packets % PURGE_EVERY == 0 {
+            self.purge_now(ts, done);
         }
         if self.ended.len() > 2 * self.map.len() + 64 {
             self.compact_ended();
@@ -290,7 +356,7 @@ impl<S: StreamSink> FlowTable<S> {
                     flow.last_ts = ts;
                     flow.late_segment(dir, ts, seg, &mut self.stats);
                     let total = &mut self.buffered_total;
-                    settle(flow, ts, total, &self.limits, &mut self.stats);
+                    self.step.settled = settle(flow, ts, total, &self.limits, &mut self.stats);
                     return None;
                 }
                 flow
@@ -306,6 +372,7 @@ impl<S: StreamSink> FlowTable<S> {
                 let table = absent.into_table();
                 self.stats.flows += 1;
                 self.stats.peak_flows = self.stats.peak_flows.max(table.len() as u64 + 1);
+                self.step.inserted = true;
                 let hasher = &self.hasher;
                 let sink = new_sink(&FlowKey::of(seg.src, seg.dst).0, dir, ts);
                 let flow = Box::new(Flow::new(sink, self.stats.flows));
@@ -323,7 +390,7 @@ impl<S: StreamSink> FlowTable<S> {
             &mut self.stats,
         );
         let total = &mut self.buffered_total;
-        settle(flow, ts, total, &self.limits, &mut self.stats);
+        self.step.settled = settle(flow, ts, total, &self.limits, &mut self.stats);
         let ended_now = flow.ended() && flow.ended_at.is_none();
         if ended_now {
             flow.ended_at = Some(ts);
@@ -356,7 +423,7 @@ impl<S: StreamSink> FlowTable<S> {
     /// ago, in the order they ended, and forgets them. Only the queue of
     /// ended flows is walked, all of it: capture time may run backwards, so
     /// one not yet due may stand before one that is.
-    fn purge(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
+    pub fn purge_now(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
         let linger = self.limits.linger;
         let FlowTable {
             map,
@@ -463,19 +530,21 @@ fn settle<S: StreamSink>(
     total: &mut usize,
     limits: &Limits,
     stats: &mut ReassemblyStats,
-) {
+) -> usize {
     charge(flow, total);
-    stats.peak_buffered = stats.peak_buffered.max(*total as u64);
+    let settled = *total;
+    stats.peak_buffered = stats.peak_buffered.max(settled as u64);
     if *total <= limits.max_buffered_total {
-        return;
+        return settled;
     }
     stats.holes_given_up += flow.give_up_holes(ts, stats);
     charge(flow, total);
     if *total <= limits.max_buffered_total {
-        return;
+        return settled;
     }
     stats.sink_bytes_shed += flow.sink.shed() as u64;
     charge(flow, total);
+    settled
 }
 
 /// A flood of short flows grew the queue of ended flows; once it has been

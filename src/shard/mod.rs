@@ -1,0 +1,430 @@
+//! A sharded run (`--threads N`): one reader, N workers. The reader reads
+//! each packet and decodes it only to find its flow, and copies it into a
+//! batch for the worker that owns the flow (by a symmetric hash of its
+//! 4-tuple: both directions go to the same worker). Each worker is an
+//! [`Analyzer`] of its own, and hands back the connections it decides.
+//!
+//! What one analyzer would do across flows happens at the same points, so
+//! that the output is the same as with one thread: connections are ordered
+//! by the capture-wide number of their first TCP segment; ended flows are
+//! purged every [`PURGE_EVERY`] segments of the capture, with that
+//! segment's time, in every worker; secrets read from the capture (pcapng)
+//! are added only once every packet before them is analysed; the capture's
+//! last time ends every worker; the peaks of flows and buffered bytes are
+//! replayed in the capture's order ([`peaks`]). The caps on flows and
+//! buffered bytes are shared out among the workers: the README says what
+//! differs when a cap is reached.
+
+mod peaks;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread;
+
+use pcap_parser::Linktype;
+
+use crate::Ts;
+use crate::analyzer::{Analyzer, AnalyzerStats};
+use crate::capture::Merged;
+use crate::close::{ConnectionReport, Settings};
+use crate::decode;
+use crate::error::Error;
+use crate::reassembly::{FlowKey, Limits, PURGE_EVERY};
+use crate::report::Collector;
+use peaks::{Change, Clock, Peaks};
+
+/// Packets in a batch, at most.
+const BATCH_PACKETS: usize = 2048;
+/// Bytes of packets in a batch, at most (about; one packet may pass it).
+const BATCH_BYTES: usize = 512 << 10;
+/// Batches on their way to a worker: enough to keep it busy while the
+/// reader fills the next, few enough to bound memory.
+const QUEUE: usize = 4;
+
+/// One entry of a batch.
+#[derive(Clone, Copy)]
+enum Item {
+    /// A packet holding a TCP segment: its bytes are `data[start..end]`,
+    /// `index` its number among the capture's TCP segments.
+    Packet {
+        ts: Ts,
+        linktype: Linktype,
+        start: usize,
+        end: usize,
+        index: u64,
+    },
+    /// Release the flows that ended more than the linger time before the
+    /// `index`th segment, at its time.
+    Purge { ts: Ts, index: u64 },
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+    /// Every packet of the worker's flows up to here is in this batch or
+    /// an earlier one.
+    known_to: Clock,
+}
+
+impl Batch {
+    fn full(&self) -> bool {
+        self.items.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+    }
+}
+
+enum ToWorker {
+    Batch(Batch),
+    /// Answer once everything before is analysed.
+    Sync,
+    /// The capture is over; its last packet's time.
+    End(Option<Ts>),
+}
+
+enum FromWorker {
+    /// A batch analysed: the connections it decided, and the changes to the
+    /// worker's flows and buffered bytes.
+    Batch {
+        worker: usize,
+        reports: Vec<ConnectionReport>,
+        changes: Vec<Change>,
+        known_to: Clock,
+    },
+    Synced,
+    Done(Vec<ConnectionReport>, AnalyzerStats),
+}
+
+/// A worker's analyzer, and what it held after its last step.
+struct Worker {
+    id: usize,
+    analyzer: Analyzer,
+    flows: u64,
+    buffered: u64,
+    changes: Vec<Change>,
+}
+
+impl Worker {
+    /// Notes the step at `at` if it changed what the worker holds.
+    fn step(&mut self, at: Clock, packet: bool) {
+        let (flows, buffered, step) = self.analyzer.table_state();
+        let (flows, buffered) = (flows as u64, buffered as u64);
+        let settled = if packet {
+            step.settled as u64
+        } else {
+            buffered
+        };
+        let inserted = packet && step.inserted;
+        if inserted || settled != self.buffered || buffered != self.buffered || flows != self.flows
+        {
+            self.changes.push(Change {
+                at,
+                settled,
+                inserted: inserted.then_some(flows),
+                flows,
+                buffered,
+            });
+            (self.flows, self.buffered) = (flows, buffered);
+        }
+    }
+
+    fn analyse(&mut self, b: &Batch) {
+        for item in &b.items {
+            match *item {
+                Item::Packet {
+                    ts,
+                    linktype,
+                    start,
+                    end,
+                    index,
+                } => {
+                    // The reader decoded it already: a TCP segment.
+                    if let Ok(seg) = decode::decode(linktype, &b.data[start..end]) {
+                        self.analyzer.packet_numbered(ts, &seg, index);
+                        self.step(2 * index + 1, true);
+                    }
+                }
+                Item::Purge { ts, index } => {
+                    self.analyzer.purge(ts);
+                    self.step(2 * index, false);
+                }
+            }
+        }
+    }
+}
+
+/// The caps of one of `n` workers: the run's, shared out.
+fn worker_limits(limits: Limits, n: usize) -> Limits {
+    Limits {
+        max_flows: (limits.max_flows / n).max(1),
+        max_buffered_total: limits.max_buffered_total / n,
+        ..limits
+    }
+}
+
+/// The worker that owns a flow: the same for both directions, and the same
+/// from run to run (a fixed seed).
+fn shard_of(key: &FlowKey, n: usize) -> usize {
+    use std::hash::BuildHasher;
+    let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key);
+    // The high bits: the low ones of a multiplicative hash are the weakest.
+    ((h >> 32) as usize) % n
+}
+
+/// One worker: analyses the batches it is given, hands back what it
+/// decides, and the empty batches for reuse.
+fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: Sender<Batch>) {
+    for msg in rx {
+        match msg {
+            ToWorker::Batch(mut b) => {
+                w.analyse(&b);
+                let done = FromWorker::Batch {
+                    worker: w.id,
+                    reports: w.analyzer.reports_mut().split_off(0),
+                    changes: std::mem::take(&mut w.changes),
+                    known_to: b.known_to,
+                };
+                if out.send(done).is_err() {
+                    return;
+                }
+                b.data.clear();
+                b.items.clear();
+                let _ = empty.send(b);
+            }
+            ToWorker::Sync => {
+                if out.send(FromWorker::Synced).is_err() {
+                    return;
+                }
+            }
+            ToWorker::End(ts) => {
+                if let Some(ts) = ts {
+                    w.analyzer.note_time(ts);
+                }
+                let (reports, stats, _) = w.analyzer.finish_live();
+                let _ = out.send(FromWorker::Done(reports, stats));
+                return;
+            }
+        }
+    }
+}
+
+/// The reader's side of a sharded run.
+struct Reader<'a> {
+    to: Vec<SyncSender<ToWorker>>,
+    filling: Vec<Batch>,
+    empty: Receiver<Batch>,
+    from: Receiver<FromWorker>,
+    collector: &'a mut Collector,
+    stats: AnalyzerStats,
+    peaks: Peaks,
+    /// The clock of the last packet read.
+    clock: Clock,
+    done: usize,
+}
+
+/// A worker that stopped before the end: it panicked (a bug); its
+/// message is already on stderr.
+fn worker_gone() -> Error {
+    Error::io(
+        "an analysis thread",
+        std::io::Error::other("stopped unexpectedly"),
+    )
+}
+
+impl Reader<'_> {
+    fn send(&mut self, w: usize, msg: ToWorker) -> Result<(), Error> {
+        self.to[w].send(msg).map_err(|_| worker_gone())
+    }
+
+    /// Sends worker `w` its batch, and takes a new one to fill.
+    fn flush(&mut self, w: usize) -> Result<(), Error> {
+        if self.filling[w].items.is_empty() {
+            return Ok(());
+        }
+        let next = self.empty.try_recv().unwrap_or_default();
+        let mut full = std::mem::replace(&mut self.filling[w], next);
+        full.known_to = self.clock;
+        self.send(w, ToWorker::Batch(full))?;
+        self.collect(false).map(|_| ())
+    }
+
+    /// Takes what the workers handed back; with `wait`, waits for one
+    /// message at least.
+    fn collect(&mut self, wait: bool) -> Result<usize, Error> {
+        let mut synced = 0;
+        let mut next = if wait {
+            Some(self.from.recv().map_err(|_| worker_gone())?)
+        } else {
+            self.from.try_recv().ok()
+        };
+        while let Some(msg) = next {
+            match msg {
+                FromWorker::Batch {
+                    worker,
+                    reports,
+                    changes,
+                    known_to,
+                } => {
+                    for r in &reports {
+                        self.collector.add(r)?;
+                    }
+                    self.peaks.add(worker, &changes, known_to);
+                }
+                FromWorker::Synced => synced += 1,
+                FromWorker::Done(rs, stats) => {
+                    for r in &rs {
+                        self.collector.add(r)?;
+                    }
+                    self.stats.add(&stats);
+                    self.done += 1;
+                }
+            }
+            next = self.from.try_recv().ok();
+        }
+        Ok(synced)
+    }
+
+    /// Waits until every worker has analysed everything sent so far.
+    fn sync(&mut self) -> Result<(), Error> {
+        for w in 0..self.to.len() {
+            self.flush(w)?;
+            self.send(w, ToWorker::Sync)?;
+        }
+        let mut synced = 0;
+        while synced < self.to.len() {
+            synced += self.collect(true)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every worker and gathers their counters, with the peaks one
+    /// analyzer would have seen.
+    fn end(&mut self, last: Option<Ts>) -> Result<AnalyzerStats, Error> {
+        for w in 0..self.to.len() {
+            self.flush(w)?;
+            self.send(w, ToWorker::End(last))?;
+        }
+        while self.done < self.to.len() {
+            self.collect(true)?;
+        }
+        for w in 0..self.to.len() {
+            self.peaks.add(w, &[], Clock::MAX);
+        }
+        let mut stats = self.stats;
+        stats.reassembly.peak_flows = self.peaks.peak_flows;
+        stats.reassembly.peak_buffered = self.peaks.peak_buffered;
+        Ok(stats)
+    }
+}
+
+/// Analyses every packet of `merged` with `n` workers into `collector`,
+/// and returns the analysis counters (see the module's notes).
+pub(crate) fn run(
+    merged: &mut Merged,
+    n: usize,
+    settings: &Settings,
+    limits: Limits,
+    stop: Option<&AtomicBool>,
+    mut on_packet: impl FnMut(u64, &Merged),
+    collector: &mut Collector,
+) -> Result<AnalyzerStats, Error> {
+    let (out_tx, from) = channel();
+    let (empty_tx, empty) = channel();
+    thread::scope(|scope| {
+        let mut to = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = sync_channel(QUEUE);
+            let w = Worker {
+                id,
+                analyzer: Analyzer::new_worker(settings.clone(), worker_limits(limits, n)),
+                flows: 0,
+                buffered: 0,
+                changes: Vec::new(),
+            };
+            let (out, empty) = (out_tx.clone(), empty_tx.clone());
+            scope.spawn(move || work(w, rx, out, empty));
+            to.push(tx);
+        }
+        let mut r = Reader {
+            to,
+            filling: (0..n).map(|_| Batch::default()).collect(),
+            empty,
+            from,
+            collector,
+            stats: AnalyzerStats::default(),
+            peaks: Peaks::new(n),
+            clock: 0,
+            done: 0,
+        };
+        let last = read(&mut r, merged, settings, stop, &mut on_packet);
+        // Workers end on every path, so that the scope can join them.
+        let stats = last.and_then(|last| r.end(last));
+        drop(r.to);
+        stats
+    })
+}
+
+/// The reader's loop: returns the capture's last time.
+fn read(
+    r: &mut Reader<'_>,
+    merged: &mut Merged,
+    settings: &Settings,
+    stop: Option<&AtomicBool>,
+    on_packet: &mut impl FnMut(u64, &Merged),
+) -> Result<Option<Ts>, Error> {
+    let n = r.to.len();
+    let mut packets: u64 = 0;
+    let mut index: u64 = 0;
+    let mut last: Option<Ts> = None;
+    while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
+        packets += 1;
+        let secrets = merged.take_secrets();
+        if !secrets.is_empty() {
+            r.sync()?;
+            if let Ok(mut k) = settings.keys.write() {
+                for t in &secrets {
+                    k.add_text(t);
+                }
+            }
+        }
+        on_packet(packets, merged);
+        let Some((pkt, counts)) = merged.current_mut() else {
+            break;
+        };
+        last = Some(last.map_or(pkt.ts, |l| l.max(pkt.ts)));
+        let seg = match decode::decode(pkt.linktype, pkt.data) {
+            Ok(seg) => seg,
+            Err(skip) => {
+                counts.skipped(skip == decode::Skip::NotTcp);
+                continue;
+            }
+        };
+        index += 1;
+        if index % PURGE_EVERY == 0 {
+            // Every worker purges here; each then reports up to here, so
+            // that the replay of the peaks never waits far behind.
+            for b in &mut r.filling {
+                b.items.push(Item::Purge { ts: pkt.ts, index });
+            }
+            r.clock = 2 * index;
+            for w in 0..n {
+                r.flush(w)?;
+            }
+        }
+        let w = shard_of(&FlowKey::of(seg.src, seg.dst).0, n);
+        let b = &mut r.filling[w];
+        let start = b.data.len();
+        b.data.extend_from_slice(pkt.data);
+        b.items.push(Item::Packet {
+            ts: pkt.ts,
+            linktype: pkt.linktype,
+            start,
+            end: b.data.len(),
+            index,
+        });
+        r.clock = 2 * index + 1;
+        if b.full() {
+            r.flush(w)?;
+        }
+    }
+    Ok(last)
+}

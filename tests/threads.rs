@@ -1,0 +1,192 @@
+//! `analyze --threads N` changes no result (issue 11): the JSON summary
+//! and the tables are the same bytes as with one thread, `limits` and its
+//! peaks included, on every bundled sample (pcapng with secrets, wss,
+//! rotated files, IPv6, SLL2) and on generated captures of thousands of
+//! interleaved connections that cross the purges of ended flows.
+
+mod example_bin;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use example_bin::example;
+
+fn wsclose(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args(args)
+        .output()
+        .expect("wsclose runs");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The JSON summary and the tables of `files` with `threads`.
+fn outputs(files: &[&str], threads: &str) -> (Vec<u8>, Vec<u8>) {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["analyze", "--threads", threads];
+        args.extend(files);
+        args.extend(extra);
+        wsclose(&args)
+    };
+    (run(&["--json", "-", "--pretty"]), run(&["--all"]))
+}
+
+fn assert_same_with_threads(files: &[&str], threads: &[&str]) -> serde_json::Value {
+    let one = outputs(files, "1");
+    for t in threads {
+        let n = outputs(files, t);
+        assert!(one.0 == n.0, "{files:?}: JSON differs with --threads {t}");
+        assert!(one.1 == n.1, "{files:?}: tables differ with --threads {t}");
+    }
+    serde_json::from_slice(&one.0).expect("JSON")
+}
+
+fn samples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("samples")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_sample_gives_the_same_bytes_with_more_threads() {
+    let all = samples();
+    assert!(all.len() >= 20, "{} samples", all.len());
+    for p in &all {
+        let s = assert_same_with_threads(&[p.to_str().expect("path")], &["2", "3"]);
+        assert!(s["totals"]["connections"].is_u64());
+    }
+    // Several inputs merged into one capture.
+    let rotated: Vec<&str> = all
+        .iter()
+        .filter_map(|p| p.to_str())
+        .filter(|p| p.contains("rotated-"))
+        .collect();
+    assert_same_with_threads(&rotated, &["2"]);
+}
+
+/// A generated capture: its path.
+fn generate(dir: &Path, args: &[&str]) -> PathBuf {
+    let pcap = dir.join("cap.pcap");
+    let st = Command::new(example("gencap"))
+        .arg("--out")
+        .arg(&pcap)
+        .arg("--truth")
+        .arg(dir.join("truth.json"))
+        .args(args)
+        .status()
+        .expect("gencap runs");
+    assert!(st.success());
+    pcap
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsclose-threads-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// 20,000 short connections, 300 at once: about 240,000 segments, so ended
+/// flows are purged three times; the peaks of flows and buffered bytes are
+/// sums over workers replayed in the capture's order.
+#[test]
+fn generated_captures_give_the_same_bytes_and_peaks() {
+    let dir = scratch("gen");
+    let short = generate(
+        &dir,
+        &[
+            "--short",
+            "--connections",
+            "20000",
+            "--concurrent",
+            "300",
+            "--seed",
+            "11",
+        ],
+    );
+    let s = assert_same_with_threads(&[short.to_str().expect("path")], &["2", "4"]);
+    assert!(
+        s["analysis"]["tcp_segments"].as_u64() > Some(3 * 65536),
+        "{}",
+        s["analysis"]
+    );
+    assert!(
+        s["limits"]["peak_flows"].as_u64() > Some(300),
+        "{}",
+        s["limits"]
+    );
+    let long = generate(
+        &dir,
+        &[
+            "--size",
+            "4M",
+            "--concurrent",
+            "80",
+            "--packet",
+            "190",
+            "--seed",
+            "5",
+        ],
+    );
+    let s = assert_same_with_threads(&[long.to_str().expect("path")], &["2"]);
+    assert!(
+        s["limits"]["peak_buffered"].as_u64() > Some(0),
+        "{}",
+        s["limits"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pipe works the same: the reader copies each packet into its batch.
+#[test]
+fn stdin_with_threads() {
+    let p = samples()
+        .into_iter()
+        .find(|p| p.ends_with("many-connections.pcap"));
+    let p = p.expect("many-connections.pcap");
+    let via_stdin = |threads: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+            .args(["analyze", "-", "--threads", threads, "--json", "-"])
+            .stdin(std::fs::File::open(&p).expect("sample"))
+            .output()
+            .expect("wsclose runs");
+        out.stdout
+    };
+    let one = via_stdin("1");
+    assert!(one.len() > 1000);
+    assert!(one == via_stdin("2"));
+}
+
+#[test]
+fn jsonl_and_threads_are_refused_together() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args([
+            "analyze",
+            "samples/large.pcap",
+            "--threads",
+            "2",
+            "--jsonl",
+            "-",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("wsclose runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threads"), "{err}");
+}
