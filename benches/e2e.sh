@@ -2,8 +2,9 @@
 # End-to-end benchmark (issue 11): generated captures with known truth,
 # timed side by side in one run. For each capture: the bare walk
 # (examples/barewalk: map + pcap-parser + etherparse, nothing else),
-# `wsclose analyze FILE --json /dev/null` (and with `--threads 2` when
-# `wsclose analyze --help` offers it), and tshark on the ~100 MB capture.
+# `wsclose analyze FILE --json /dev/null` on one thread (`--threads 1`)
+# and with `--threads 2` (when `wsclose analyze --help` offers it: files
+# get a thread per core by default), and tshark on the ~100 MB capture.
 # Runs are paired (walk, wsclose, ... in turn) and the medians reported:
 # CPU time (user+sys) and wall time against the walk's, packets/s, peak
 # RSS and peak anonymous RSS (RssAnon, sampled every 10 ms from
@@ -116,7 +117,7 @@ for entry in "${captures[@]}"; do
   echo "checking $name against its truth ..." >&2
   # The check runs also bring the capture into the page cache.
   variants=("")
-  [ "$threads" = 1 ] && variants+=("--threads 2")
+  [ "$threads" = 1 ] && variants=("--threads 1" "--threads 2")
   verdict=ok
   for v in "${variants[@]}"; do
     # shellcheck disable=SC2086
@@ -135,7 +136,11 @@ for entry in "${captures[@]}"; do
   for ((i = 1; i <= runs; i++)); do
     echo "  $name run $i/$runs" >&2
     timed "$name" walk "$bin/examples/barewalk" "$cap"
-    timed "$name" wsclose "$bin/wsclose" analyze "$cap" --json /dev/null
+    if [ "$threads" = 1 ]; then
+      timed "$name" wsclose "$bin/wsclose" analyze "$cap" --json /dev/null --threads 1
+    else
+      timed "$name" wsclose "$bin/wsclose" analyze "$cap" --json /dev/null
+    fi
     if [ "$threads" = 1 ]; then
       timed "$name" wsclose-t2 "$bin/wsclose" analyze "$cap" --json /dev/null --threads 2
     fi
@@ -168,7 +173,7 @@ for entry in "${captures[@]}"; do
     wall=$(col 1 "$f") cpu=$(col 2 "$f") rss=$(col 3 "$f") anon=$(col 4 "$f")
     case $tool in
       walk) what="barewalk" ;;
-      wsclose) what="wsclose --json /dev/null" ;;
+      wsclose) what="wsclose --json /dev/null$([ "$threads" = 1 ] && echo " --threads 1")" ;;
       wsclose-t2) what="wsclose --threads 2" ;;
       tshark) what="tshark -Y websocket" ;;
     esac

@@ -14,7 +14,7 @@ use crate::Ts;
 use crate::close::{Settings, Severity};
 use crate::error::Error;
 use crate::live;
-use crate::pipeline::{Hooks, OnDecided, analyze_files_with};
+use crate::pipeline::{Hooks, OnDecided, analyze_files_with, readable_again};
 use crate::reassembly::Limits;
 use crate::report::jsonl::JsonLines;
 use crate::report::{ColorChoice, Summary, TableOptions};
@@ -124,11 +124,11 @@ pub(crate) struct AnalyzeArgs {
     #[arg(long, value_name = "ID")]
     pub connection: Vec<u64>,
     /// Analysis threads: with N above 1 a reading thread shares packets out
-    /// by connection among N others (same output as 1, apart from the peaks
-    /// in `limits`; see the README). Not with --jsonl.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub threads: u16,
+    /// by connection among N others, with the same output as one thread
+    /// (see the README). Default: one per core (at most 8) for files, 1 for
+    /// a pipe and with --jsonl (which takes no other).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -480,7 +480,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
             ));
         }
     }
-    if args.threads > 1 && args.output.jsonl.is_some() {
+    if args.threads.is_some_and(|t| t > 1) && args.output.jsonl.is_some() {
         return Err(Error::Usage(
             "--jsonl reports connections as the capture is read, on one thread: not with --threads"
                 .into(),
@@ -506,7 +506,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let watch = reads_a_pipe || args.output.jsonl.is_some();
     let hooks = Hooks {
         spool_memory: None,
-        threads: usize::from(args.threads),
+        threads: threads_for(args),
         stop: watch.then_some(&*stop),
         decided: args
             .output
@@ -530,6 +530,20 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let conns = &summary.connections;
     let text = timeline::timelines(&args.files, &args.connection, conns, settings, limits)?;
     emit(&summary, &args.output, Human::Timelines(&text))
+}
+
+/// `--threads`, or its default: a thread per core (at most 8) when every
+/// input is a file (a run that reaches a memory cap reads them again on
+/// one thread, so that the output never depends on the threads), one for a
+/// pipe and with `--jsonl`.
+fn threads_for(args: &AnalyzeArgs) -> usize {
+    if let Some(n) = args.threads {
+        return usize::from(n);
+    }
+    if !readable_again(&args.files) || args.output.jsonl.is_some() {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// `wsclose interfaces`: one line per device, like `tcpdump -D`.

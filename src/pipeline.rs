@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::reassembly::Limits;
 use crate::report::connections::SPOOL_MEMORY;
 use crate::report::{AnalysisStats, Collector, LimitsOut, Source, Summary};
-use crate::shard;
+use crate::shard::{self, Sharded};
 
 /// The TCP segment of a captured packet, for `analyzer`. A packet that
 /// gives none (another protocol, undecodable, a link type not read) is
@@ -84,7 +84,24 @@ pub(crate) fn analyze_files_with(
     limits: Limits,
     hooks: Hooks<'_>,
 ) -> Result<(Summary, Vec<String>), Error> {
-    run_readers(open_all(names)?, settings, limits, hooks)
+    // A sharded run that reaches a cap reads the files again on one
+    // thread; a pipe cannot be read again.
+    let again = readable_again(names);
+    run_readers(
+        open_all(names)?,
+        settings,
+        limits,
+        hooks,
+        again.then_some(names),
+    )
+}
+
+/// Whether every input is a regular file (not stdin, a FIFO or a device),
+/// which a second pass can read again.
+pub(crate) fn readable_again(names: &[String]) -> bool {
+    names
+        .iter()
+        .all(|n| n != "-" && std::fs::metadata(n).is_ok_and(|m| m.is_file()))
 }
 
 /// Opens every input, failing on the first that cannot be read: a run
@@ -100,7 +117,7 @@ pub fn analyze_readers(
     settings: Settings,
     limits: Limits,
 ) -> Result<(Summary, Vec<String>), Error> {
-    run_readers(readers, settings, limits, Hooks::default())
+    run_readers(readers, settings, limits, Hooks::default(), None)
 }
 
 /// Packets between two hand-overs of connections to the collector: the
@@ -110,31 +127,48 @@ const COLLECT_EVERY: u64 = 1024;
 /// Packets between two hand-overs of decided connections (`--jsonl`).
 const DECIDED_EVERY: u64 = 256;
 
+/// The pipeline over `readers`; `again`: the files they read, when a
+/// sharded run that reaches a cap may read them again on one thread.
 fn run_readers(
     readers: Vec<FileReader>,
     settings: Settings,
     limits: Limits,
     hooks: Hooks<'_>,
+    again: Option<&[String]>,
 ) -> Result<(Summary, Vec<String>), Error> {
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
     let mut collector = Collector::with_memory(hooks.spool_memory.unwrap_or(SPOOL_MEMORY));
-    let stats = if hooks.threads > 1 && hooks.decided.is_none() {
+    let (mut capped, threads) = (false, hooks.threads);
+    let stats = if threads > 1 && hooks.decided.is_none() {
         let on_packet = |n: u64, m: &Merged| {
             if n % PROGRESS_EVERY == 0 {
                 progress.update(m.readers());
             }
         };
-        let (t, stop) = (hooks.threads, hooks.stop);
-        shard::run(
-            &mut merged,
-            t,
-            &settings,
+        let plan = shard::Plan {
+            workers: threads,
+            settings: &settings,
             limits,
-            stop,
-            on_packet,
-            &mut collector,
-        )?
+            stop: hooks.stop,
+            stop_at_cap: again.is_some(),
+        };
+        match shard::run(&mut merged, &plan, on_packet, &mut collector)? {
+            Sharded::Done(stats) => stats,
+            Sharded::Capped(Some(stats)) => {
+                capped = true;
+                stats
+            }
+            Sharded::Capped(None) => {
+                progress.done();
+                let names = again.unwrap_or_default();
+                let one = Hooks {
+                    threads: 1,
+                    ..hooks
+                };
+                return run_readers(open_all(names)?, settings, limits, one, None);
+            }
+        }
     } else {
         let run = One {
             merged: &mut merged,
@@ -146,7 +180,13 @@ fn run_readers(
         run.run(hooks)?
     };
     progress.done();
-    let (sources, warnings) = file_sources(merged.into_readers())?;
+    let (sources, mut warnings) = file_sources(merged.into_readers())?;
+    if capped {
+        warnings.push(format!(
+            "a memory cap (--max-flows or --max-buffered) was reached with --threads {}: what was evicted or given up may differ from a run on one thread (a pipe cannot be read again; --threads 1 decides as one table)",
+            threads
+        ));
+    }
     Ok((
         summary_of(&settings, &limits, sources, collector, &stats)?,
         warnings,

@@ -8,7 +8,7 @@ mod example_bin;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use example_bin::example;
+use example_bin::{example, gencap};
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("the command runs");
@@ -38,12 +38,7 @@ fn generate_and_check(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf) {
         dir.join("truth.json"),
         dir.join("summary.json"),
     );
-    run(Command::new(example("gencap"))
-        .arg("--out")
-        .arg(&pcap)
-        .arg("--truth")
-        .arg(&truth)
-        .args(args));
+    gencap(&pcap, &truth, args);
     run(Command::new(env!("CARGO_BIN_EXE_wsclose"))
         .arg("analyze")
         .arg(&pcap)

@@ -9,7 +9,7 @@ mod example_bin;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use example_bin::example;
+use example_bin::gencap;
 
 fn wsclose(args: &[&str]) -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
@@ -83,15 +83,7 @@ fn every_sample_gives_the_same_bytes_with_more_threads() {
 /// A generated capture: its path.
 fn generate(dir: &Path, args: &[&str]) -> PathBuf {
     let pcap = dir.join("cap.pcap");
-    let st = Command::new(example("gencap"))
-        .arg("--out")
-        .arg(&pcap)
-        .arg("--truth")
-        .arg(dir.join("truth.json"))
-        .args(args)
-        .status()
-        .expect("gencap runs");
-    assert!(st.success());
+    gencap(&pcap, &dir.join("truth.json"), args);
     pcap
 }
 
@@ -189,4 +181,75 @@ fn jsonl_and_threads_are_refused_together() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--threads"), "{err}");
+}
+
+/// A run whose flows pass `--max-flows`: one table evicts the least
+/// recently active of all flows, a worker only of its own, so a sharded
+/// run that reaches a cap reads the file again on one thread (same bytes);
+/// from a pipe, which cannot be read again, it warns.
+#[test]
+fn a_cap_reached_reads_files_again_and_warns_on_pipes() {
+    let dir = scratch("cap");
+    let cap = generate(
+        &dir,
+        &[
+            "--short",
+            "--connections",
+            "3000",
+            "--concurrent",
+            "200",
+            "--seed",
+            "4",
+        ],
+    );
+    let path = cap.to_str().expect("path");
+    let run = |threads: &str| {
+        wsclose(&[
+            "analyze",
+            path,
+            "--max-flows",
+            "64",
+            "--threads",
+            threads,
+            "--json",
+            "-",
+        ])
+    };
+    let one = run("1");
+    let s: serde_json::Value = serde_json::from_slice(&one).expect("JSON");
+    assert!(
+        s["limits"]["flows_evicted"].as_u64() > Some(0),
+        "{}",
+        s["limits"]
+    );
+    assert!(
+        one == run("2"),
+        "--max-flows 64: JSON differs with --threads 2"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
+        .args([
+            "analyze",
+            "-",
+            "--max-flows",
+            "64",
+            "--threads",
+            "2",
+            "--json",
+            "-",
+        ])
+        .stdin(std::fs::File::open(&cap).expect("capture"))
+        .output()
+        .expect("wsclose runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("memory cap") && err.contains("--threads 2"),
+        "{err}"
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    // Analysed to the end all the same.
+    assert_eq!(
+        s["analysis"]["tcp_segments"],
+        serde_json::from_slice::<serde_json::Value>(&one).expect("JSON")["analysis"]["tcp_segments"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

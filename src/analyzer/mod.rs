@@ -285,6 +285,11 @@ impl Analyzer {
         )
     }
 
+    /// A cap across flows was reached or nearly (see `FlowTable::capped`).
+    pub fn capped(&self) -> bool {
+        self.table.capped()
+    }
+
     /// TCP flows tracked now (open, or lingering after their end).
     pub fn open_flows(&self) -> usize {
         self.table.len()

@@ -249,6 +249,8 @@ pub struct FlowTable<S> {
     /// What the last segment did to the peaks (a sharded run merges its
     /// workers' peaks from these).
     pub step: Step,
+    /// See [`FlowTable::capped`].
+    capped: bool,
     pub stats: ReassemblyStats,
 }
 
@@ -277,6 +279,7 @@ impl<S: StreamSink> FlowTable<S> {
             packets: 0,
             auto_purge: true,
             step: Step::default(),
+            capped: false,
             stats: ReassemblyStats::default(),
         }
     }
@@ -327,6 +330,7 @@ impl<S: StreamSink> FlowTable<S> {
             settled: self.buffered_total,
             inserted: false,
         };
+        self.capped |= self.near_caps();
         if self.auto_purge && self.packets % PURGE_EVERY == 0 {
             self.purge_now(ts, done);
         }
@@ -357,6 +361,7 @@ impl<S: StreamSink> FlowTable<S> {
                     flow.late_segment(dir, ts, seg, &mut self.stats);
                     let total = &mut self.buffered_total;
                     self.step.settled = settle(flow, ts, total, &self.limits, &mut self.stats);
+                    self.capped |= near_buffer_cap(&self.limits, self.step.settled);
                     return None;
                 }
                 flow
@@ -391,6 +396,7 @@ impl<S: StreamSink> FlowTable<S> {
         );
         let total = &mut self.buffered_total;
         self.step.settled = settle(flow, ts, total, &self.limits, &mut self.stats);
+        self.capped |= near_buffer_cap(&self.limits, self.step.settled);
         let ended_now = flow.ended() && flow.ended_at.is_none();
         if ended_now {
             flow.ended_at = Some(ts);
@@ -399,6 +405,20 @@ impl<S: StreamSink> FlowTable<S> {
             self.ended.push_back((key, flow.id, ts));
         }
         Some((&mut flow.sink, ended_now))
+    }
+
+    /// Whether a cap across flows binds now or may at the next segment: as
+    /// many flows as `max_flows`, or buffered bytes near `max_buffered_total`.
+    fn near_caps(&self) -> bool {
+        self.map.len() >= self.limits.max_flows
+            || near_buffer_cap(&self.limits, self.buffered_total)
+    }
+
+    /// A cap across flows was reached, or nearly, during the run or now:
+    /// what was evicted or given up depended on every flow of the table (a
+    /// sharded run's worker then cannot stand for its share of one table).
+    pub fn capped(&self) -> bool {
+        self.capped || self.near_caps()
     }
 
     /// Evicts flows when the table is full and `key` (of hash `hash`) is
@@ -512,6 +532,13 @@ impl<S: StreamSink> FlowTable<S> {
         }
         stats
     }
+}
+
+/// `buffered` bytes within one direction's cap of the cap on them all,
+/// where the total, not the direction's own cap, may decide what a segment
+/// can buffer.
+fn near_buffer_cap(limits: &Limits, buffered: usize) -> bool {
+    buffered.saturating_add(limits.max_buffered_per_dir) > limits.max_buffered_total
 }
 
 /// Brings the running total up to date with `flow`'s buffers.

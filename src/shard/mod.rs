@@ -89,9 +89,10 @@ enum FromWorker {
         reports: Vec<ConnectionReport>,
         changes: Vec<Change>,
         known_to: Clock,
+        capped: bool,
     },
     Synced,
-    Done(Vec<ConnectionReport>, AnalyzerStats),
+    Done(Vec<ConnectionReport>, AnalyzerStats, bool),
 }
 
 /// A worker's analyzer, and what it held after its last step.
@@ -182,6 +183,7 @@ fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: S
                     reports: w.analyzer.reports_mut().split_off(0),
                     changes: std::mem::take(&mut w.changes),
                     known_to: b.known_to,
+                    capped: w.analyzer.capped(),
                 };
                 if out.send(done).is_err() {
                     return;
@@ -199,8 +201,9 @@ fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: S
                 if let Some(ts) = ts {
                     w.analyzer.note_time(ts);
                 }
+                let capped = w.analyzer.capped();
                 let (reports, stats, _) = w.analyzer.finish_live();
-                let _ = out.send(FromWorker::Done(reports, stats));
+                let _ = out.send(FromWorker::Done(reports, stats, capped));
                 return;
             }
         }
@@ -218,6 +221,8 @@ struct Reader<'a> {
     peaks: Peaks,
     /// The clock of the last packet read.
     clock: Clock,
+    /// A worker reached a cap across flows (or nearly).
+    capped: bool,
     done: usize,
 }
 
@@ -263,14 +268,17 @@ impl Reader<'_> {
                     reports,
                     changes,
                     known_to,
+                    capped,
                 } => {
                     for r in &reports {
                         self.collector.add(r)?;
                     }
                     self.peaks.add(worker, &changes, known_to);
+                    self.capped |= capped;
                 }
                 FromWorker::Synced => synced += 1,
-                FromWorker::Done(rs, stats) => {
+                FromWorker::Done(rs, stats, capped) => {
+                    self.capped |= capped;
                     for r in &rs {
                         self.collector.add(r)?;
                     }
@@ -316,17 +324,35 @@ impl Reader<'_> {
     }
 }
 
-/// Analyses every packet of `merged` with `n` workers into `collector`,
-/// and returns the analysis counters (see the module's notes).
+/// How a sharded run ended.
+pub(crate) enum Sharded {
+    /// Every packet analysed, as one analyzer would have.
+    Done(AnalyzerStats),
+    /// A worker reached a cap across flows (or nearly): what it evicted or
+    /// gave up may differ from one analyzer's choice. `Some`: analysed to
+    /// the end anyway (the input cannot be read again); `None`: stopped.
+    Capped(Option<AnalyzerStats>),
+}
+
+/// What a sharded run is given besides its packets.
+pub(crate) struct Plan<'a> {
+    pub workers: usize,
+    pub settings: &'a Settings,
+    pub limits: Limits,
+    pub stop: Option<&'a AtomicBool>,
+    /// Stop at a cap: the caller reads the input again on one thread.
+    pub stop_at_cap: bool,
+}
+
+/// Analyses every packet of `merged` with `plan.workers` workers into
+/// `collector` (see the module's notes).
 pub(crate) fn run(
     merged: &mut Merged,
-    n: usize,
-    settings: &Settings,
-    limits: Limits,
-    stop: Option<&AtomicBool>,
+    plan: &Plan<'_>,
     mut on_packet: impl FnMut(u64, &Merged),
     collector: &mut Collector,
-) -> Result<AnalyzerStats, Error> {
+) -> Result<Sharded, Error> {
+    let (n, settings, limits) = (plan.workers, plan.settings, plan.limits);
     let (out_tx, from) = channel();
     let (empty_tx, empty) = channel();
     thread::scope(|scope| {
@@ -353,13 +379,18 @@ pub(crate) fn run(
             stats: AnalyzerStats::default(),
             peaks: Peaks::new(n),
             clock: 0,
+            capped: false,
             done: 0,
         };
-        let last = read(&mut r, merged, settings, stop, &mut on_packet);
+        let last = read(&mut r, merged, plan, &mut on_packet);
         // Workers end on every path, so that the scope can join them.
         let stats = last.and_then(|last| r.end(last));
         drop(r.to);
-        stats
+        Ok(match (stats?, r.capped) {
+            (stats, false) => Sharded::Done(stats),
+            (_, true) if plan.stop_at_cap => Sharded::Capped(None),
+            (stats, true) => Sharded::Capped(Some(stats)),
+        })
     })
 }
 
@@ -367,15 +398,17 @@ pub(crate) fn run(
 fn read(
     r: &mut Reader<'_>,
     merged: &mut Merged,
-    settings: &Settings,
-    stop: Option<&AtomicBool>,
+    plan: &Plan<'_>,
     on_packet: &mut impl FnMut(u64, &Merged),
 ) -> Result<Option<Ts>, Error> {
-    let n = r.to.len();
+    let (n, settings, stop) = (r.to.len(), plan.settings, plan.stop);
     let mut packets: u64 = 0;
     let mut index: u64 = 0;
     let mut last: Option<Ts> = None;
     while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
+        if r.capped && plan.stop_at_cap {
+            break;
+        }
         packets += 1;
         let secrets = merged.take_secrets();
         if !secrets.is_empty() {

@@ -46,3 +46,17 @@ fn newest_source() -> Option<std::time::SystemTime> {
     }
     newest
 }
+
+/// Runs the benchmark generator: a capture at `pcap` and its truth file at
+/// `truth`, as `args` say.
+pub fn gencap(pcap: &Path, truth: &Path, args: &[&str]) {
+    let st = Command::new(example("gencap"))
+        .arg("--out")
+        .arg(pcap)
+        .arg("--truth")
+        .arg(truth)
+        .args(args)
+        .status()
+        .expect("gencap runs");
+    assert!(st.success(), "gencap {args:?} failed");
+}
