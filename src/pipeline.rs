@@ -147,7 +147,7 @@ fn run_readers(
             }
         };
         let plan = shard::Plan {
-            workers: threads,
+            threads,
             settings: &settings,
             limits,
             stop: hooks.stop,
