@@ -14,7 +14,7 @@ set -u
 
 cd "$(dirname "$0")"
 secs="${SMOKE_SECS:-30}"
-targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly messages tls_records keylog pipeline}"
+targets="${SMOKE_TARGETS:-frame_header upgrade close_payload reassembly messages tls_records keylog pipeline sharded}"
 
 max_len() {
     case "$1" in

@@ -120,6 +120,22 @@ pub fn analyze_readers(
     run_readers(readers, settings, limits, Hooks::default(), None)
 }
 
+/// Like [`analyze_readers`], with `threads` flow tables (`--threads`): the
+/// same summary unless a memory cap was reached, which a warning then says
+/// (readers cannot be read again).
+pub fn analyze_readers_threaded(
+    readers: Vec<FileReader>,
+    settings: Settings,
+    limits: Limits,
+    threads: usize,
+) -> Result<(Summary, Vec<String>), Error> {
+    let hooks = Hooks {
+        threads,
+        ..Hooks::default()
+    };
+    run_readers(readers, settings, limits, hooks, None)
+}
+
 /// Packets between two hand-overs of connections to the collector: the
 /// reports waiting in the analyzer stay few.
 const COLLECT_EVERY: u64 = 1024;

@@ -169,7 +169,7 @@ fn jsonl_and_threads_are_refused_together() {
     let out = Command::new(env!("CARGO_BIN_EXE_wsclose"))
         .args([
             "analyze",
-            "samples/large.pcap",
+            "samples/many-connections.pcap",
             "--threads",
             "2",
             "--jsonl",

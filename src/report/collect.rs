@@ -152,7 +152,7 @@ mod tests {
             checked += 1;
         }
         assert!(
-            checked >= 10 && connections >= 100,
+            checked >= 10 && connections >= 50,
             "{checked} samples, {connections} connections"
         );
     }
