@@ -388,3 +388,73 @@ fn ended_queue_gives_memory_back_after_a_flood() {
     super::give_back(&mut busy);
     assert_eq!(busy.capacity(), before);
 }
+
+/// A segment of `src` → `dst` without payload.
+fn bare(src: Endpoint, dst: Endpoint, seq: u32, rst: bool) -> TcpSegment<'static> {
+    TcpSegment {
+        src,
+        dst,
+        seq,
+        ack_no: 0,
+        syn: false,
+        ack: false,
+        fin: false,
+        rst,
+        ttl: 64,
+        cut: false,
+        payload: b"",
+    }
+}
+
+/// One segment at `ts` into `table`, noting why flows were released.
+fn feed(table: &mut FlowTable<Rec>, released: &mut Vec<Release>, ts: i64, s: TcpSegment<'_>) {
+    let mut done = |_, why| released.push(why);
+    table.process(Ts(ts), &s, &mut |_, _, _| Rec::default(), &mut done);
+}
+
+/// Ended flows linger `limits.linger` (capture time), then a purge hands
+/// them back as `Ended`, and only them: an open flow stays. Without a
+/// purge (`without_auto_purge`) nothing goes; with one every
+/// [`PURGE_EVERY`] segments, the segment that brings it releases them.
+#[test]
+fn purges_release_ended_flows_after_their_linger() {
+    let linger = Limits::default().linger.0;
+    let c2 = Endpoint { port: 50001, ..C };
+    let t0 = 1_000_000_000_000;
+    for auto in [false, true] {
+        let table = FlowTable::<Rec>::new(Limits::default());
+        let mut table = if auto {
+            table
+        } else {
+            table.without_auto_purge()
+        };
+        let mut released: Vec<Release> = Vec::new();
+        feed(&mut table, &mut released, t0, bare(C, S, 1, true));
+        // The open flow's segments move the clock and count towards a purge.
+        for i in 1..PURGE_EVERY - 1 {
+            let ts = t0 + linger * i as i64 / PURGE_EVERY as i64;
+            feed(
+                &mut table,
+                &mut released,
+                ts,
+                bare(c2, S, 1 + i as u32, false),
+            );
+        }
+        assert_eq!(table.len(), 2, "auto {auto}: nothing purged yet");
+        table.purge_now(Ts(t0 + linger - 1), &mut |_, why| released.push(why));
+        assert_eq!(table.len(), 2, "auto {auto}: not before the linger");
+        if auto {
+            // The PURGE_EVERY-th segment purges.
+            feed(
+                &mut table,
+                &mut released,
+                t0 + linger,
+                bare(c2, S, 1 << 20, false),
+            );
+        } else {
+            table.purge_now(Ts(t0 + linger), &mut |_, why| released.push(why));
+        }
+        assert_eq!(table.len(), 1, "auto {auto}: the ended flow is gone");
+        assert_eq!(released, [Release::Ended], "auto {auto}");
+    }
+}
