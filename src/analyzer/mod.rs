@@ -179,26 +179,7 @@ impl Analyzer {
         self.tcp_segments += 1;
         self.cut_segments += u64::from(seg.cut);
         self.note_time(ts);
-        let Analyzer {
-            table,
-            settings,
-            reports,
-            websocket_evicted,
-            live,
-            trace,
-            keys,
-            tls,
-            plain_http_flows,
-            ..
-        } = self;
-        let mut released = Released {
-            settings,
-            reports,
-            websocket_evicted,
-            live,
-            tls,
-            plain_http_flows,
-        };
+        let (table, mut released, trace, keys) = self.split();
         let mut out = table.process(
             ts,
             seg,
@@ -206,11 +187,11 @@ impl Analyzer {
                 let tls_port = [key.lo.port, key.hi.port]
                     .iter()
                     .any(|p| released.settings.tls_ports.contains(p));
-                Session::new(key, index, ts, trace.as_ref(), tls_port)
+                Session::new(key, index, ts, trace, tls_port)
             },
             &mut |s: Session, why: Release| released.take(s, why, ts),
         );
-        let live = released.live;
+        let (live, settings) = (released.live, released.settings);
         if let Some((s, _)) = out.as_mut()
             && s.wants_keys()
         {
@@ -315,21 +296,29 @@ impl Analyzer {
         self.now = Some(self.now.map_or(ts, |n| n.max(ts)));
     }
 
-    /// Releases the flows that ended more than the linger time before `ts`
-    /// (a sharded run's workers do it where the whole run would: see
-    /// [`Analyzer::new_worker`]).
-    pub fn purge(&mut self, ts: Ts) {
+    /// The flow table, where the sessions it lets go are taken, and what a
+    /// new session needs: borrowed apart.
+    fn split(
+        &mut self,
+    ) -> (
+        &mut FlowTable<Session>,
+        Released<'_>,
+        Option<&Selection>,
+        &SharedKeys,
+    ) {
         let Analyzer {
             table,
             settings,
             reports,
             websocket_evicted,
             live,
+            trace,
+            keys,
             tls,
             plain_http_flows,
             ..
         } = self;
-        let mut released = Released {
+        let released = Released {
             settings,
             reports,
             websocket_evicted,
@@ -337,6 +326,14 @@ impl Analyzer {
             tls,
             plain_http_flows,
         };
+        (table, released, trace.as_ref(), keys)
+    }
+
+    /// Releases the flows that ended more than the linger time before `ts`
+    /// (a sharded run's workers do it where the whole run would: see
+    /// [`Analyzer::new_worker`]).
+    pub fn purge(&mut self, ts: Ts) {
+        let (table, mut released, _, _) = self.split();
         table.purge_now(ts, &mut |s: Session, why| released.take(s, why, ts));
     }
 
