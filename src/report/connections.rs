@@ -201,7 +201,7 @@ impl Connections {
         };
         let bytes = usize::try_from(e.offset)
             .ok()
-            .and_then(|o| spool.get(o..o + e.len as usize))
+            .and_then(|o| spool.get(o..o.checked_add(e.len as usize)?))
             .ok_or_else(|| corrupt("a record out of the spool"))?;
         let mut r: ConnectionReport = postcard::from_bytes(bytes)
             .map_err(|e| corrupt(format_args!("decoding a connection: {e}")))?;
