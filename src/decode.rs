@@ -313,13 +313,8 @@ mod tests {
     use etherparse::PacketBuilder;
 
     fn tcp_v4(payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .tcp(1234, 80, 7, 1024)
-            .ack(9)
-            .psh();
         let mut v = Vec::new();
-        b.write(&mut v, payload).unwrap();
+        tcp_builder(false).psh().write(&mut v, payload).unwrap();
         v
     }
 
@@ -373,21 +368,25 @@ mod tests {
         assert_eq!(decode(Linktype::LINUX_SLL2, &sll2).unwrap().payload, b"abc");
     }
 
-    /// Frames of every link type the fast path takes, IPv4 and IPv6.
+    /// Ethernet, IPv4 or IPv6, TCP from 1234 to 80 (seq 7, ack 9).
+    fn tcp_builder(v6: bool) -> etherparse::PacketBuilderStep<etherparse::TcpHeader> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let b = if v6 {
+            b.ipv6([1; 16], [2; 16], 60)
+        } else {
+            b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        };
+        b.tcp(1234, 80, 7, 1024).ack(9)
+    }
+
     /// Frames off the common shape, each also cut and changed byte by byte
     /// by the test: TCP options (NOP, NOP, timestamps), IPv4 options, and
     /// an IPv6 payload length of 0 (as captures of TSO or jumbograms show).
     fn odd_frames() -> Vec<(Linktype, Vec<u8>)> {
         let mut out = Vec::new();
         for v6 in [false, true] {
-            let b = PacketBuilder::ethernet2([1; 6], [2; 6]);
-            let b = if v6 {
-                b.ipv6([1; 16], [2; 16], 60)
-            } else {
-                b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            };
             let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
-            let b = b.tcp(1234, 80, 7, 1024).ack(9).options_raw(&ts).unwrap();
+            let b = tcp_builder(v6).options_raw(&ts).unwrap();
             let mut f = Vec::new();
             b.write(&mut f, b"hello").unwrap();
             if v6 {
@@ -427,16 +426,11 @@ mod tests {
         }
     }
 
+    /// Frames of every link type the fast path takes, IPv4 and IPv6.
     fn frames() -> Vec<(Linktype, Vec<u8>)> {
         let mut out = Vec::new();
         for v6 in [false, true] {
-            let b = PacketBuilder::ethernet2([1; 6], [2; 6]);
-            let b = if v6 {
-                b.ipv6([1; 16], [2; 16], 60)
-            } else {
-                b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            };
-            let b = b.tcp(1234, 80, 7, 1024).ack(9).psh();
+            let b = tcp_builder(v6).psh();
             let mut eth = Vec::new();
             b.write(&mut eth, b"hello").unwrap();
             let ip = eth[14..].to_vec();

@@ -259,13 +259,9 @@ impl One<'_> {
                 }
             }
         }
-        collector.take_from(&mut analyzer)?;
-        let (connections, stats, rest) = analyzer.finish_live();
+        let (stats, rest) = collector.finish_from(analyzer)?;
         if let Some(on) = hooks.decided.as_mut() {
             on(rest)?;
-        }
-        for c in &connections {
-            collector.add(c)?;
         }
         Ok(stats)
     }

@@ -80,12 +80,8 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     let stats = stats?;
     let command_status = command.as_mut().map(Wrapped::finish);
     analyzer.tick(live::wall_clock());
-    collector.take_from(&mut analyzer)?;
-    let (connections, astats, rest) = analyzer.finish_live();
+    let (astats, rest) = collector.finish_from(analyzer)?;
     lines.write(rest)?;
-    for c in &connections {
-        collector.add(c)?;
-    }
     eprintln!(
         "wsclose: {} packets captured, {} received by filter, {} dropped by kernel, {} dropped by interface",
         stats.counts.packets, stats.received, stats.dropped, stats.if_dropped

@@ -74,7 +74,7 @@ impl Digest {
         self.address(side).to_string()
     }
 
-    fn address(&self, side: Side) -> &Arc<str> {
+    pub(super) fn address(&self, side: Side) -> &Arc<str> {
         match side {
             Side::Server => &self.server,
             Side::Client => &self.client,

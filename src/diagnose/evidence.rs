@@ -30,9 +30,12 @@ pub fn never_answers_close(
     let mut by_addr: BTreeMap<(Side, String), Vec<&Digest>> = BTreeMap::new();
     for c in conns {
         if let Some(silent) = unanswered_close(c) {
-            let addr = c.address_of(silent);
-            if !answered.contains(&(silent, Arc::from(addr.as_str()))) {
-                by_addr.entry((silent, addr)).or_default().push(c);
+            let addr = c.address(silent);
+            if !answered.contains(&(silent, addr.clone())) {
+                by_addr
+                    .entry((silent, addr.to_string()))
+                    .or_default()
+                    .push(c);
             }
         }
     }

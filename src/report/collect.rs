@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Outcomes, Severities, Totals};
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, AnalyzerStats, Decided};
 use crate::close::{ConnectionReport, Kind, Settings, Severity};
 use crate::diagnose::{Diagnosis, Digests, diagnose};
 use crate::error::Error;
@@ -61,12 +61,30 @@ impl Collector {
         Ok(())
     }
 
+    /// Decided connections, in any order.
+    pub fn add_all(&mut self, reports: &[ConnectionReport]) -> Result<(), Error> {
+        reports.iter().try_for_each(|r| self.add(r))
+    }
+
     /// Takes the connections `analyzer` decided since the last call.
     pub fn take_from(&mut self, analyzer: &mut Analyzer) -> Result<(), Error> {
         for r in analyzer.reports_mut().drain(..) {
             self.add(&r)?;
         }
         Ok(())
+    }
+
+    /// Ends `analyzer` (what is still open decided as of its last time)
+    /// and takes every connection it decided; returns its counters and, in
+    /// live mode, the connections not yet reported as decided.
+    pub fn finish_from(
+        &mut self,
+        mut analyzer: Analyzer,
+    ) -> Result<(AnalyzerStats, Vec<Decided>), Error> {
+        self.take_from(&mut analyzer)?;
+        let (reports, stats, rest) = analyzer.finish_live();
+        self.add_all(&reports)?;
+        Ok((stats, rest))
     }
 
     /// Ends the run: connections numbered in order of their first packet,

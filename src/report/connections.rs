@@ -120,8 +120,7 @@ impl Connections {
     }
 
     /// Ends the writing: connections in order of their first packet, which
-    /// makes their ids (1, 2, ...). Returns the orders in id order, for the
-    /// digests to be numbered the same.
+    /// makes their ids (1, 2, ...; see [`Connections::id_of`]).
     pub fn seal(&mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.spool, Spool::Memory(Vec::new())) {
             Spool::File(w) => {

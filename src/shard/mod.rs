@@ -202,7 +202,7 @@ fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: S
                 w.analyse(&b);
                 let done = FromWorker::Batch {
                     worker: w.id,
-                    reports: w.analyzer.reports_mut().split_off(0),
+                    reports: std::mem::take(w.analyzer.reports_mut()),
                     changes: std::mem::take(&mut w.changes),
                     known_to: b.known_to,
                     capped: w.analyzer.capped(),
@@ -281,9 +281,8 @@ impl Reader<'_> {
     /// Takes what the reader's own analyzer decided and changed.
     fn take_inline(&mut self) -> Result<(), Error> {
         self.collector.take_from(&mut self.inline.analyzer)?;
-        let changes = std::mem::take(&mut self.inline.changes);
-        self.peaks.add(self.inline.id, &changes, self.clock);
-        self.inline.changes = changes;
+        self.peaks
+            .add(self.inline.id, &self.inline.changes, self.clock);
         self.inline.changes.clear();
         self.capped |= self.inline.analyzer.capped();
         Ok(())
@@ -307,18 +306,14 @@ impl Reader<'_> {
                     known_to,
                     capped,
                 } => {
-                    for r in &reports {
-                        self.collector.add(r)?;
-                    }
+                    self.collector.add_all(&reports)?;
                     self.peaks.add(worker, &changes, known_to);
                     self.capped |= capped;
                 }
                 FromWorker::Synced => synced += 1,
                 FromWorker::Done(rs, stats, capped) => {
                     self.capped |= capped;
-                    for r in &rs {
-                        self.collector.add(r)?;
-                    }
+                    self.collector.add_all(&rs)?;
                     self.stats.add(&stats);
                     self.done += 1;
                 }
@@ -360,10 +355,7 @@ impl Reader<'_> {
             own.note_time(ts);
         }
         let capped = self.capped || own.capped();
-        let (reports, stats, _) = own.finish_live();
-        for r in &reports {
-            self.collector.add(r)?;
-        }
+        let (stats, _) = self.collector.finish_from(own)?;
         self.stats.add(&stats);
         let mut stats = self.stats;
         stats.reassembly.peak_flows = self.peaks.peak_flows;
