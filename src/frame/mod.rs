@@ -157,6 +157,30 @@ pub fn unmask(data: &mut [u8], mask: [u8; 4], pos: u64) {
     }
 }
 
+/// Writes `data` xored with `mask` to the start of `out` (at least as long),
+/// the payload starting at offset `pos` of the frame: a copy and an
+/// unmasking in one pass, for text that is only looked at.
+pub fn unmask_into(out: &mut [u8], data: &[u8], mask: [u8; 4], pos: u64) {
+    let shift = (pos % 4) as usize;
+    let wide: [u8; 16] = std::array::from_fn(|k| mask[(shift + k) % 4]);
+    let out = &mut out[..data.len()];
+    let mut blocks = out.chunks_exact_mut(16);
+    let mut src = data.chunks_exact(16);
+    for (o, d) in (&mut blocks).zip(&mut src) {
+        for ((x, y), m) in o.iter_mut().zip(d).zip(wide) {
+            *x = y ^ m;
+        }
+    }
+    for ((x, y), m) in blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(src.remainder())
+        .zip(wide)
+    {
+        *x = y ^ m;
+    }
+}
+
 /// Whether a header is one a sane peer could send: used to pick a frame
 /// boundary out of a stream joined midway (capture started late, or a gap).
 pub fn plausible(h: &FrameHeader) -> bool {
@@ -189,6 +213,10 @@ mod tests {
                     .map(|k| data[k] ^ mask[(pos as usize + k) % 4])
                     .collect();
                 assert_eq!(fast, slow, "len {len} pos {pos}");
+                let mut into = vec![0xee; len + 3];
+                unmask_into(&mut into, &data[..len], mask, pos);
+                assert_eq!(into[..len], slow, "into: len {len} pos {pos}");
+                assert_eq!(into[len..], [0xee; 3], "into: past the end");
             }
         }
     }
