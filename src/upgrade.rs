@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use nom::Parser;
-use nom::bytes::complete::{tag, take_till, take_till1, take_while_m_n, take_while1};
+use nom::bytes::complete::{tag, take_till1, take_while_m_n, take_while1};
 use nom::character::complete::space1;
 use nom::{IResult, Needed};
 use sha1::{Digest, Sha1};
@@ -125,14 +125,20 @@ pub fn accept_for_key(key: &str) -> String {
 /// CR LF).
 fn head_end(i: &[u8]) -> Option<usize> {
     let mut start = 0;
-    while let Some(p) = i[start..].iter().position(|&b| b == b'\n') {
-        let nl = start + p;
+    for nl in memchr::memchr_iter(b'\n', i) {
         if matches!(&i[start..nl], b"" | b"\r") {
             return Some(nl + 1);
         }
         start = nl + 1;
     }
     None
+}
+
+/// The rest of a line, up to its CR or LF (all of `i` when it has none).
+/// memchr finds the end a vector at a time, not a byte at a time.
+fn rest_of_line(i: &[u8]) -> IResult<&[u8], &[u8]> {
+    let end = memchr::memchr2(b'\r', b'\n', i).unwrap_or(i.len());
+    Ok((&i[end..], &i[..end]))
 }
 
 /// The bytes of an HTTP token (RFC 9110 5.6.2), as a table: header names
@@ -170,7 +176,7 @@ fn request_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
         take_till1(|c| c == b' ' || c == b'\r' || c == b'\n'),
         space1,
         tag(&b"HTTP/"[..]),
-        take_till(|c| c == b'\r' || c == b'\n'),
+        rest_of_line,
         line_end,
     )
         .parse(i)?;
@@ -183,7 +189,7 @@ fn status_line(i: &[u8]) -> IResult<&[u8], u16> {
         take_till1(|c| c == b' '),
         space1,
         take_while_m_n(3, 3, |c: u8| c.is_ascii_digit()),
-        take_till(|c| c == b'\r' || c == b'\n'),
+        rest_of_line,
         line_end,
     )
         .parse(i)?;
@@ -198,7 +204,7 @@ fn header_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
     let (i, (name, _, value, _)) = (
         take_while1(is_token),
         tag(&b":"[..]),
-        take_till(|c| c == b'\r' || c == b'\n'),
+        rest_of_line,
         line_end,
     )
         .parse(i)?;
@@ -209,26 +215,35 @@ fn header_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
 fn fold_line(i: &[u8]) -> IResult<&[u8], &[u8]> {
     let (i, (_, value, _)) = (
         take_while1(|c| c == b' ' || c == b'\t'),
-        take_till(|c| c == b'\r' || c == b'\n'),
+        rest_of_line,
         line_end,
     )
         .parse(i)?;
     Ok((i, value))
 }
 
-/// One header: its name as sent, its value trimmed. Both borrow the head;
-/// only an obs-folded value, joined with its continuation lines, or one
-/// that is not UTF-8, is a string of its own (a head costs one allocation,
-/// not two per line: a million short connections spent a tenth of their
-/// time here).
+/// One header as sent: name and raw value borrow the head. The value
+/// becomes text (UTF-8 checked, trimmed) only when asked for, and only the
+/// few headers a handshake needs are (a head costs one allocation, not two
+/// per line: a million short connections spent a tenth of their time
+/// here). An obs-folded value, joined with its continuation lines, is a
+/// string of its own.
 struct Header<'a> {
     name: &'a [u8],
-    value: Cow<'a, str>,
+    raw: &'a [u8],
+    folded: Option<String>,
 }
 
 impl Header<'_> {
     fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+
+    fn value(&self) -> Cow<'_, str> {
+        match &self.folded {
+            Some(v) => Cow::Borrowed(v),
+            None => text(self.raw),
+        }
     }
 }
 
@@ -254,7 +269,9 @@ fn headers(mut i: &[u8]) -> IResult<&[u8], Vec<Header<'_>>> {
         {
             let more = text(more);
             if !more.is_empty() {
-                let joined = last.value.to_mut();
+                let joined = last
+                    .folded
+                    .get_or_insert_with(|| text(last.raw).into_owned());
                 if !joined.is_empty() {
                     joined.push(' ');
                 }
@@ -266,7 +283,8 @@ fn headers(mut i: &[u8]) -> IResult<&[u8], Vec<Header<'_>>> {
         let (rest, (name, value)) = header_line(i)?;
         out.push(Header {
             name,
-            value: text(value),
+            raw: value,
+            folded: None,
         });
         i = rest;
     }
@@ -274,25 +292,26 @@ fn headers(mut i: &[u8]) -> IResult<&[u8], Vec<Header<'_>>> {
 
 /// All values of a header, repeated lines joined with ", " (RFC 9110 5.3).
 fn joined(h: &[Header<'_>], name: &str) -> Option<String> {
-    let mut vals = h.iter().filter(|x| x.is(name)).map(|x| &*x.value);
-    let first = vals.next()?;
-    let mut s = first.to_string();
+    let mut vals = h.iter().filter(|x| x.is(name)).map(Header::value);
+    let mut s = vals.next()?.into_owned();
     for v in vals {
         s.push_str(", ");
-        s.push_str(v);
+        s.push_str(&v);
     }
     Some(s)
 }
 
 fn first(h: &[Header<'_>], name: &str) -> Option<String> {
-    h.iter().find(|x| x.is(name)).map(|x| x.value.to_string())
+    h.iter()
+        .find(|x| x.is(name))
+        .map(|x| x.value().into_owned())
 }
 
 /// Whether the list of all `name` headers (as [`joined`] and
 /// [`split_list`] read it) has the item `item`, ASCII case aside. Without
 /// building either: every request is asked this once.
 fn list_has(h: &[Header<'_>], name: &str, item: &str) -> bool {
-    let mut values = h.iter().filter(|x| x.is(name)).map(|x| &*x.value);
+    let mut values = h.iter().filter(|x| x.is(name)).map(Header::value);
     // A quote left open in one line runs on into the next once joined:
     // then only the joined list reads right.
     if values
@@ -473,7 +492,8 @@ mod tests {
         ];
         let header = |v: &'static str| Header {
             name: b"Upgrade",
-            value: Cow::Borrowed(v),
+            raw: v.as_bytes(),
+            folded: None,
         };
         let mut sets: Vec<Vec<Header<'static>>> = vec![vec![]];
         for a in values {
@@ -491,7 +511,7 @@ mod tests {
                     .iter()
                     .any(|t| t.eq_ignore_ascii_case("websocket"))
             });
-            let values: Vec<&str> = h.iter().map(|x| &*x.value).collect();
+            let values: Vec<Cow<'_, str>> = h.iter().map(Header::value).collect();
             assert_eq!(
                 list_has(h, "upgrade", "websocket"),
                 joined_list,
