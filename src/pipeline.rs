@@ -235,9 +235,11 @@ impl One<'_> {
         let stop = hooks.stop;
         while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) && merged.advance()? {
             n += 1;
-            for text in merged.take_secrets() {
-                if let Ok(mut k) = settings.keys.write() {
-                    k.add_text(&text);
+            if merged.has_secrets() {
+                for text in merged.take_secrets() {
+                    if let Ok(mut k) = settings.keys.write() {
+                        k.add_text(&text);
+                    }
                 }
             }
             if n % PROGRESS_EVERY == 0 {

@@ -54,12 +54,19 @@ impl Merged {
         self.readers[self.current?].current_mut()
     }
 
+    /// Whether some input holds key log text not yet taken (asked after
+    /// every packet, so only a flag is looked at).
+    #[inline]
+    pub(crate) fn has_secrets(&self) -> bool {
+        self.readers.iter().any(FileReader::has_secrets)
+    }
+
     /// Key log text of Decryption Secrets Blocks read since the last call.
     /// (Asked after every packet: a loop that moves empty vectors, not an
     /// iterator chain, costs next to nothing when there are none.)
     pub(crate) fn take_secrets(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.readers.iter().any(FileReader::has_secrets) {
+        if !self.has_secrets() {
             return out;
         }
         for r in &mut self.readers {

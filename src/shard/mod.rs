@@ -452,8 +452,8 @@ fn read(
             break;
         }
         packets += 1;
-        let secrets = merged.take_secrets();
-        if !secrets.is_empty() {
+        if merged.has_secrets() {
+            let secrets = merged.take_secrets();
             r.sync()?;
             if let Ok(mut k) = settings.keys.write() {
                 for t in &secrets {
