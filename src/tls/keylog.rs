@@ -31,6 +31,9 @@ pub const MAX_SECRET_LEN: usize = 48;
 /// not kept growing while a file is followed.
 const MAX_LINE: usize = 512;
 
+/// Bytes of a key log read at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// The labels this layer uses. TLS 1.3 secrets after a KeyUpdate are
 /// derived from the `_0` ones (RFC 8446 7.2), so the `_1`, `_2` lines some
 /// libraries write are not needed.
@@ -448,36 +451,32 @@ impl KeyLog {
     }
 
     /// Reads file `i` from its offset to its end and takes in the complete
-    /// lines; the unterminated rest waits for the next read.
+    /// lines; the unterminated rest waits for the next read. The file is
+    /// read [`READ_CHUNK`] bytes at a time: a key log's size costs its
+    /// entries, never a copy of its text.
     fn read_appended(&mut self, i: usize) -> Result<KeyLogStats, KeyLogError> {
-        let new = self.read_new_bytes(i)?;
         let mut stats = KeyLogStats::default();
-        if new.is_empty() {
+        let mut file = self.open_new_bytes(i)?;
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut any = false;
+        loop {
+            let n = file.read(&mut chunk).map_err(|e| self.read_error(i, e))?;
+            if n == 0 {
+                break;
+            }
+            if !any {
+                // The provisional last line is read again, with what
+                // follows it.
+                self.undo_provisional(i);
+                any = true;
+            }
+            self.files[i].offset += n as u64;
+            self.take_lines(i, &chunk[..n], &mut stats);
+        }
+        if !any {
             return Ok(stats);
         }
-        // The provisional last line is read again, with what follows it.
-        self.undo_provisional(i);
-        let mut rest = &new[..];
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            let f = &mut self.files[i];
-            let line = if std::mem::take(&mut f.overlong) {
-                Line::Malformed
-            } else {
-                f.tail.extend_from_slice(&rest[..nl]);
-                parse_bytes(&std::mem::take(&mut f.tail))
-            };
-            self.add_line(line, &mut stats);
-            rest = &rest[nl + 1..];
-        }
-        let f = &mut self.files[i];
-        if !f.overlong {
-            f.tail.extend_from_slice(rest);
-            // (+ 1: the tail may hold the line's `\r` already.)
-            if f.tail.len() > MAX_LINE + 1 {
-                f.tail = Vec::new();
-                f.overlong = true;
-            }
-        }
+        let f = &self.files[i];
         // A last line without its line ending is taken provisionally: a
         // file whose writer has finished may lack the final newline. It is
         // undone and read again when more comes; meanwhile a line still
@@ -499,16 +498,45 @@ impl KeyLog {
         Ok(stats)
     }
 
-    /// The bytes file `i` gained since it was last read; a file that
-    /// shrank was rewritten and is read from its start.
-    fn read_new_bytes(&mut self, i: usize) -> Result<Vec<u8>, KeyLogError> {
-        let path = self.files[i].path.clone();
-        let err = |source| KeyLogError::Read {
-            path: path.display().to_string(),
+    /// The complete lines of `data` (read from file `i`), joined to the
+    /// tail a previous read left; the unterminated rest becomes the tail.
+    fn take_lines(&mut self, i: usize, data: &[u8], stats: &mut KeyLogStats) {
+        let mut rest = data;
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            let f = &mut self.files[i];
+            let line = if std::mem::take(&mut f.overlong) {
+                Line::Malformed
+            } else {
+                f.tail.extend_from_slice(&rest[..nl]);
+                parse_bytes(&std::mem::take(&mut f.tail))
+            };
+            self.add_line(line, stats);
+            rest = &rest[nl + 1..];
+        }
+        let f = &mut self.files[i];
+        if !f.overlong {
+            f.tail.extend_from_slice(rest);
+            // (+ 1: the tail may hold the line's `\r` already.)
+            if f.tail.len() > MAX_LINE + 1 {
+                f.tail = Vec::new();
+                f.overlong = true;
+            }
+        }
+    }
+
+    fn read_error(&self, i: usize, source: io::Error) -> KeyLogError {
+        KeyLogError::Read {
+            path: self.files[i].path.display().to_string(),
             source,
-        };
-        let mut file = File::open(&path).map_err(err)?;
-        let len = file.metadata().map_err(err)?.len();
+        }
+    }
+
+    /// File `i` positioned at the bytes it gained since it was last read,
+    /// up to its present end; a file that shrank was rewritten and is read
+    /// from its start.
+    fn open_new_bytes(&mut self, i: usize) -> Result<io::Take<File>, KeyLogError> {
+        let mut file = File::open(&self.files[i].path).map_err(|e| self.read_error(i, e))?;
+        let len = file.metadata().map_err(|e| self.read_error(i, e))?.len();
         if len < self.files[i].offset {
             self.undo_provisional(i);
             let f = &mut self.files[i];
@@ -517,11 +545,9 @@ impl KeyLog {
             f.overlong = false;
         }
         let offset = self.files[i].offset;
-        let mut new = Vec::new();
-        file.seek(SeekFrom::Start(offset)).map_err(err)?;
-        file.take(len - offset).read_to_end(&mut new).map_err(err)?;
-        self.files[i].offset += new.len() as u64;
-        Ok(new)
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| self.read_error(i, e))?;
+        Ok(file.take(len - offset))
     }
 
     /// Takes back the provisional last line of file `i`: its slot gets

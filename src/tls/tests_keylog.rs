@@ -280,3 +280,35 @@ fn a_growing_file() {
         std::fs::remove_file(f).unwrap();
     }
 }
+
+/// A key log longer than one read: lines cut at every read's edge, an
+/// overlong line spanning reads, and an unterminated last line are taken
+/// as they are when the file is read whole.
+#[test]
+fn a_file_longer_than_one_read() {
+    let mut text = String::new();
+    let mut want = Vec::new();
+    for n in 0..3_000u32 {
+        let random = format!("{n:064x}");
+        let secret = hex_of(48, (n % 251) as u8);
+        text.push_str(&format!("CLIENT_RANDOM {random} {secret}\n"));
+        want.push((random, n));
+        if n == 1_500 {
+            text.push_str(&"x".repeat(200_000));
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("CLIENT_RANDOM {R} {}", hex_of(48, 7)));
+    let p = temp_file(text.as_bytes());
+    let mut k = KeyLog::new();
+    let st = k.load(&p).unwrap();
+    assert_eq!((st.valid, st.malformed), (3_001, 1));
+    let whole = KeyLog::new().add_text(&text);
+    assert_eq!((whole.valid, whole.malformed), (st.valid, st.malformed));
+    for (random, n) in want {
+        let r: [u8; 32] = hex::decode(&random).unwrap().try_into().unwrap();
+        let master = k.get(&r).and_then(|s| s.master).unwrap();
+        assert_eq!(master.as_bytes(), &[(n % 251) as u8; 48][..], "{random}");
+    }
+    std::fs::remove_file(p).unwrap();
+}
