@@ -1,7 +1,6 @@
 //! `analyze --jsonl` (each connection written the moment it is decided, as
 //! `sniff --jsonl` does) and the JSON's layout (compact unless `--pretty`).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{Capture, Conn, T0, path_str};
@@ -122,11 +121,7 @@ fn a_reader_going_away_ends_the_run_quietly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let first = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("read");
+    let first = common::first_stdout_line(&mut child);
     assert!(first.starts_with("{\"id\":1,"), "{first}");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
 #[macro_use]
 mod root;
 
@@ -347,11 +348,7 @@ fn a_jsonl_reader_going_away_does_not_stop_the_command() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sniff");
-    let first = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("read");
+    let first = common::first_stdout_line(&mut child);
     assert!(first.starts_with("{\"id\":1,"), "{first}");
     let out = child.wait_with_output().expect("wait");
     let err = text(&out.stderr);

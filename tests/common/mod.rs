@@ -1861,3 +1861,14 @@ pub fn age_cut(client: &str, start: f64, age: f64, idle: f64) -> Conn {
         resp + age,
     )
 }
+
+/// The first line `child` writes to its stdout (a pipe); the pipe is then
+/// closed, as a reader like `head -1` would close it.
+pub fn first_stdout_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead as _;
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("read")
+}
