@@ -211,12 +211,6 @@ pub(crate) struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// The summary is written as compact JSON: decided connections are
-    /// then spooled as that JSON (`Collector::json`).
-    pub(crate) fn spools_json(&self) -> bool {
-        self.json.is_some() && !self.pretty
-    }
-
     /// How the tables are laid out, for stdout (or stderr).
     fn table_options(&self, stderr: bool) -> TableOptions {
         TableOptions::detect(stderr, self.color, self.utc, self.all)
@@ -513,7 +507,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let watch = reads_a_pipe || args.output.jsonl.is_some();
     let hooks = Hooks {
         spool_memory: None,
-        json_spool: args.output.spools_json(),
+        json_spool: args.output.json.is_some() && !args.output.pretty,
         threads: threads_for(args),
         stop: watch.then_some(&*stop),
         decided: args

@@ -65,9 +65,6 @@ pub(crate) fn sniff(args: &SniffArgs) -> Result<ExitCode, Error> {
     // The command's own output owns the terminal while it runs.
     let mut status = StatusLine::new(!wrapping && StatusLine::wanted());
     let mut collector = Collector::default();
-    if args.output.spools_json() {
-        collector = collector.json();
-    }
     let stats = live::run(&opts, &mut analyzer, &stop, ready, |a, p| {
         collector.take_from(a)?;
         let d = a.take_decided();
