@@ -507,7 +507,6 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let watch = reads_a_pipe || args.output.jsonl.is_some();
     let hooks = Hooks {
         spool_memory: None,
-        json_spool: args.output.json.is_some() && !args.output.pretty,
         threads: threads_for(args),
         stop: watch.then_some(&*stop),
         decided: args

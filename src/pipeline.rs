@@ -75,9 +75,6 @@ pub(crate) struct Hooks<'a> {
     /// Bytes of decided connections kept in memory before they go to a
     /// temporary file (default [`SPOOL_MEMORY`]; tests set 0).
     pub spool_memory: Option<usize>,
-    /// The summary will be written as compact JSON: decided connections
-    /// are kept as that JSON (see `Connections::json`).
-    pub json_spool: bool,
 }
 
 /// Like [`analyze_files`], with [`Hooks`].
@@ -158,9 +155,6 @@ fn run_readers(
     let progress = Progress::new(&readers);
     let mut merged = Merged::new(readers);
     let mut collector = Collector::with_memory(hooks.spool_memory.unwrap_or(SPOOL_MEMORY));
-    if hooks.json_spool {
-        collector = collector.json();
-    }
     let (mut capped, threads) = (false, hooks.threads);
     let stats = if threads > 1 && hooks.decided.is_none() {
         let on_packet = |n: u64, m: &Merged| {

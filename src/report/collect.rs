@@ -42,13 +42,6 @@ impl Collector {
         }
     }
 
-    /// Connections kept as the compact JSON the summary will be written
-    /// in (see [`Connections::json`]).
-    pub fn json(mut self) -> Collector {
-        self.connections = std::mem::take(&mut self.connections).json();
-        self
-    }
-
     /// One decided connection.
     pub fn add(&mut self, c: &ConnectionReport) -> Result<(), Error> {
         self.connections.push(c)?;
@@ -132,10 +125,9 @@ mod tests {
     use crate::reassembly::Limits;
     use crate::report::{Summary, TableOptions};
 
-    fn summary(path: &str, spool_memory: usize, json_spool: bool) -> Summary {
+    fn summary(path: &str, spool_memory: usize) -> Summary {
         let hooks = Hooks {
             spool_memory: Some(spool_memory),
-            json_spool,
             ..Hooks::default()
         };
         let names = [path.to_string()];
@@ -159,9 +151,7 @@ mod tests {
     }
 
     /// Every sample: its connections spilled to the temporary file from the
-    /// first one, or kept in memory, encoded with postcard or kept as
-    /// JSON: the same JSON, tables and HTML; and the compact JSON, written
-    /// around the list, is serde_json's of the whole summary.
+    /// first one, or kept in memory: the same JSON, tables and HTML.
     #[test]
     fn spilled_or_in_memory_the_outputs_are_the_same() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
@@ -174,17 +164,8 @@ mod tests {
                 continue;
             }
             let p = path.to_str().expect("utf-8 path");
-            let mem = summary(p, usize::MAX, false);
-            let want = outputs(&mem);
-            for (spool, json) in [(0, false), (usize::MAX, true), (0, true)] {
-                let s = summary(p, spool, json);
-                assert_eq!(outputs(&s), want, "{p}: spool {spool}, json {json}");
-                let mut compact = serde_json::to_vec(&s).expect("serde_json");
-                compact.push(b'\n');
-                let mut written = Vec::new();
-                s.write_json(&mut written, false).expect("json");
-                assert_eq!(written, compact, "{p}: spool {spool}, json {json}");
-            }
+            let (mem, file) = (summary(p, usize::MAX), summary(p, 0));
+            assert_eq!(outputs(&mem), outputs(&file), "{p}");
             connections += mem.connections.len();
             checked += 1;
         }

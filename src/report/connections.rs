@@ -1,16 +1,10 @@
 //! The summary's list of connections, kept out of memory. Each connection
-//! is encoded into a spool the moment it is decided: in memory
+//! is encoded (postcard) into a spool the moment it is decided: in memory
 //! up to [`SPOOL_MEMORY`] bytes, then in an unnamed temporary file (in
 //! `$TMPDIR`, gone when the run ends). It is read back, one at a time and
 //! in id order, when the summary is written. What stays in memory is an
 //! [`Entry`] a connection (24 bytes): where its record lies, and the order
 //! of its first packet, which gives its id.
-//!
-//! The encoding is postcard, or, when the summary is to be written as
-//! compact JSON, that JSON itself without its id ([`Connections::json`]):
-//! it is then copied out with its id in front instead of being decoded and
-//! encoded again (a tenth of a short connection's cost), and decoded only
-//! for the tables.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -34,17 +28,6 @@ struct Entry {
     unclean: bool,
 }
 
-/// How a connection is kept in the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
-    Postcard,
-    /// Compact JSON from just after its id (`,"client":...}`).
-    Json,
-}
-
-/// The start of every connection's JSON: its id comes next.
-const JSON_ID: &[u8] = b"{\"id\":";
-
 enum Spool {
     Memory(Vec<u8>),
     /// Being written.
@@ -61,7 +44,6 @@ pub struct Connections {
     written: u64,
     index: Vec<Entry>,
     scratch: Vec<u8>,
-    codec: Codec,
 }
 
 impl Default for Connections {
@@ -96,42 +78,15 @@ impl Connections {
             written: 0,
             index: Vec::new(),
             scratch: Vec::new(),
-            codec: Codec::Postcard,
-        }
-    }
-
-    /// Keeps connections as the compact JSON the summary will hold: for a
-    /// run whose summary is written compact (`--json` without `--pretty`).
-    pub fn json(self) -> Connections {
-        Connections {
-            codec: Codec::Json,
-            ..self
         }
     }
 
     /// Adds a decided connection (its id is given at [`Connections::seal`]).
     pub fn push(&mut self, r: &ConnectionReport) -> Result<(), Error> {
         self.scratch.clear();
-        match self.codec {
-            Codec::Postcard => {
-                let encoded = postcard::to_extend(r, std::mem::take(&mut self.scratch))
-                    .map_err(|e| corrupt(format_args!("encoding a connection: {e}")))?;
-                self.scratch = encoded;
-            }
-            Codec::Json => {
-                serde_json::to_writer(&mut self.scratch, r)
-                    .map_err(|e| corrupt(format_args!("encoding a connection: {e}")))?;
-                // The id is written when the list is: drop `{"id":N`.
-                let id_end = self
-                    .scratch
-                    .strip_prefix(JSON_ID)
-                    .and_then(|rest| rest.iter().position(|&b| b == b','))
-                    .ok_or_else(|| {
-                        corrupt("a connection's JSON that does not start with its id")
-                    })?;
-                self.scratch.drain(..JSON_ID.len() + id_end);
-            }
-        }
+        let encoded = postcard::to_extend(r, std::mem::take(&mut self.scratch))
+            .map_err(|e| corrupt(format_args!("encoding a connection: {e}")))?;
+        self.scratch = encoded;
         let len = u32::try_from(self.scratch.len())
             .map_err(|_| corrupt("a connection's record over 4 GiB"))?;
         if let Spool::Memory(m) = &self.spool
@@ -235,63 +190,22 @@ impl Connections {
         self.iter().collect()
     }
 
-    /// The `i`th connection's record in the spool.
-    fn record(&self, i: usize) -> Result<&[u8], Error> {
+    /// The `i`th connection (0-based), decoded, with its id.
+    fn read(&self, i: usize) -> Result<ConnectionReport, Error> {
         let e = self.index[i];
         let spool: &[u8] = match &self.spool {
             Spool::Memory(m) => m,
             Spool::Sealed(map) => map,
             Spool::File(_) => return Err(corrupt("connections read before the end")),
         };
-        usize::try_from(e.offset)
+        let bytes = usize::try_from(e.offset)
             .ok()
             .and_then(|o| spool.get(o..o.checked_add(e.len as usize)?))
-            .ok_or_else(|| corrupt("a record out of the spool"))
-    }
-
-    /// Writes the `i`th connection's compact JSON record with its id in
-    /// front: `{"id":N` then `,"client":...}`.
-    fn write_json_record(&self, i: usize, out: &mut impl Write) -> io::Result<()> {
-        let record = self.record(i).map_err(io::Error::other)?;
-        out.write_all(JSON_ID)?;
-        write!(out, "{}", i + 1)?;
-        out.write_all(record)
-    }
-
-    /// The list as compact JSON, as `serde_json::to_writer` writes it:
-    /// records kept as JSON are copied, others decoded and encoded.
-    pub fn write_compact(&self, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(b"[")?;
-        for i in 0..self.len() {
-            if i > 0 {
-                out.write_all(b",")?;
-            }
-            match self.codec {
-                Codec::Json => self.write_json_record(i, out)?,
-                Codec::Postcard => {
-                    let r = self.read(i).map_err(io::Error::other)?;
-                    serde_json::to_writer(&mut *out, &r)?;
-                }
-            }
-        }
-        out.write_all(b"]")
-    }
-
-    /// The `i`th connection (0-based), decoded, with its id.
-    fn read(&self, i: usize) -> Result<ConnectionReport, Error> {
-        let decoded = match self.codec {
-            Codec::Postcard => postcard::from_bytes(self.record(i)?)
-                .map_err(|e| corrupt(format_args!("decoding a connection: {e}"))),
-            Codec::Json => {
-                let mut json = Vec::new();
-                self.write_json_record(i, &mut json).map_err(spool_error)?;
-                serde_json::from_slice(&json)
-                    .map_err(|e| corrupt(format_args!("decoding a connection: {e}")))
-            }
-        };
-        let mut r: ConnectionReport = decoded?;
+            .ok_or_else(|| corrupt("a record out of the spool"))?;
+        let mut r: ConnectionReport = postcard::from_bytes(bytes)
+            .map_err(|e| corrupt(format_args!("decoding a connection: {e}")))?;
         r.id = i as u64 + 1;
-        r.order = self.index[i].order;
+        r.order = e.order;
         Ok(r)
     }
 }
@@ -322,14 +236,8 @@ mod tests {
 
     #[test]
     fn read_back_in_order_from_memory_and_from_file() {
-        for (memory, json) in [usize::MAX, 0, 300]
-            .into_iter()
-            .flat_map(|m| [(m, false), (m, true)])
-        {
+        for memory in [usize::MAX, 0, 300] {
             let mut c = Connections::with_memory(memory);
-            if json {
-                c = c.json();
-            }
             for (order, name) in [(7, "c"), (2, "a"), (5, "b")] {
                 c.push(&report(order, name)).expect("push");
             }
@@ -342,38 +250,6 @@ mod tests {
             assert!(c.get(0).expect("get").is_none() && c.get(4).expect("get").is_none());
             let on_file = matches!(c.spool, Spool::Sealed(_));
             assert_eq!(on_file, memory != usize::MAX, "memory {memory}");
-            let mut list = Vec::new();
-            c.write_compact(&mut list).expect("write");
-            let want = serde_json::to_vec(&back).expect("serde_json");
-            assert_eq!(
-                String::from_utf8_lossy(&list),
-                String::from_utf8_lossy(&want)
-            );
-        }
-    }
-
-    /// Times read back from JSON are the times written, to the last bit.
-    #[test]
-    fn json_records_keep_every_bit_of_a_time() {
-        let times = [
-            1795301553.649679,
-            0.1 + 0.2,
-            1e-7,
-            1800000033.292708,
-            5e-324,
-            1.7976931348623157e308,
-        ];
-        let mut c = Connections::with_memory(usize::MAX).json();
-        for (order, t) in times.iter().enumerate() {
-            let mut r = report(order as u64, "x");
-            r.first_ts = *t;
-            r.last_ts = t / 3.0;
-            c.push(&r).expect("push");
-        }
-        c.seal().expect("seal");
-        for (r, t) in c.to_vec().expect("read").iter().zip(times) {
-            assert_eq!(r.first_ts.to_bits(), t.to_bits());
-            assert_eq!(r.last_ts.to_bits(), (t / 3.0).to_bits());
         }
     }
 }

@@ -181,24 +181,6 @@ pub struct LimitsOut {
     pub buffered_bytes_shed: u64,
 }
 
-/// The summary's fields before its connections, in its order.
-#[derive(Serialize)]
-struct Head<'a> {
-    schema: &'a str,
-    tool: &'a Tool,
-    settings: &'a SettingsOut,
-    sources: &'a [Source],
-    totals: &'a Totals,
-    diagnoses: &'a [Diagnosis],
-}
-
-/// The summary's fields after its connections.
-#[derive(Serialize)]
-struct Tail<'a> {
-    analysis: &'a AnalysisStats,
-    limits: &'a LimitsOut,
-}
-
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub schema: &'static str,
@@ -276,34 +258,9 @@ impl Summary {
         if pretty {
             serde_json::to_writer_pretty(&mut *out, self)?;
         } else {
-            self.write_compact(out)?;
+            serde_json::to_writer(&mut *out, self)?;
         }
         out.write_all(b"\n")
-    }
-
-    /// The compact JSON, as `serde_json::to_writer` writes it, written
-    /// around the list of connections so that connections kept as JSON
-    /// are copied, not decoded and encoded again.
-    fn write_compact(&self, out: &mut impl Write) -> io::Result<()> {
-        let head = serde_json::to_vec(&Head {
-            schema: self.schema,
-            tool: &self.tool,
-            settings: &self.settings,
-            sources: &self.sources,
-            totals: &self.totals,
-            diagnoses: &self.diagnoses,
-        })?;
-        let tail = serde_json::to_vec(&Tail {
-            analysis: &self.analysis,
-            limits: &self.limits,
-        })?;
-        // The head's `{...}` without its `}`, the list, the tail without
-        // its `{`.
-        out.write_all(&head[..head.len() - 1])?;
-        out.write_all(b",\"connections\":")?;
-        self.connections.write_compact(out)?;
-        out.write_all(b",")?;
-        out.write_all(&tail[1..])
     }
 
     /// The tables for people, with the default [`TableOptions`] (100
