@@ -51,6 +51,13 @@ fn ln_chance(n: usize, k: usize, span: f64, tol: f64, range: f64, lnf: &[f64]) -
 
 /// The groups of `values` (indices into it) that are equal within the
 /// tolerance and stand out from chance, largest first.
+///
+/// The best group is taken out of the sorted times again and again. Each
+/// start's best group is kept, and when a group goes only the starts whose
+/// window reached into it are judged again: the others are unchanged (a
+/// start's window is the times after it within the tolerance, and chance
+/// is judged against all of the side's times, not the ones left). Judging
+/// every start for every group took 31 s for 1,000 groups of 100.
 pub fn clusters(values: &[f64]) -> Vec<Vec<usize>> {
     let n = values.len();
     let range = values.iter().copied().fold(0.0, f64::max);
@@ -60,43 +67,86 @@ pub fn clusters(values: &[f64]) -> Vec<Vec<usize>> {
     let lnf = ln_factorials(n);
     let mut order: Vec<usize> = (0..n).filter(|&i| values[i].is_finite()).collect();
     order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let judge = Judge {
+        values,
+        range,
+        lnf: &lnf,
+    };
+    let mut best = judge.starts(&order, 0..order.len());
     let mut out = Vec::new();
-    while let Some((i, j)) = best_window(&order, values, range, &lnf) {
+    while let Some((i, j)) = pick(&best) {
+        // The starts before `i` whose window reached it.
+        let first = values[order[i]];
+        let lo = (0..i)
+            .rev()
+            .take_while(|&s| first - values[order[s]] <= tolerance(first))
+            .last()
+            .unwrap_or(i);
         out.push(order.drain(i..=j).collect());
+        best.drain(i..=j);
+        let again = judge.starts(&order, lo..i);
+        best.splice(lo..i, again);
     }
     out
 }
 
-/// The window of `order` (sorted) that stands out most: most members, then
-/// least likely by chance.
-fn best_window(order: &[usize], values: &[f64], range: f64, lnf: &[f64]) -> Option<(usize, usize)> {
-    let v = |k: usize| values[order[k]];
-    let n = values.len();
-    let m = order.len();
-    let mut best: Option<(usize, usize, f64)> = None;
-    let mut jmax = 0;
-    for i in 0..m {
-        jmax = jmax.max(i);
-        while jmax + 1 < m && v(jmax + 1) - v(i) <= tolerance(v(jmax + 1)) {
-            jmax += 1;
-        }
-        if jmax < i + 2 || v(i) < MIN_SECS {
-            continue;
-        }
-        let last = (i + 2 + TRIES).min(jmax);
-        for j in (i + 2..=last).chain(std::iter::once(jmax)) {
-            let k = j - i + 1;
-            let lnp = ln_chance(n, k, v(j) - v(i), tolerance(v(j)), range, lnf);
-            let better = best.is_none_or(|(bi, bj, bp)| {
-                let bk = bj - bi + 1;
-                k > bk || (k == bk && lnp < bp)
-            });
-            if lnp < ALPHA.ln() && better {
-                best = Some((i, j, lnp));
-            }
+/// A start's best group: its length past the start (`j - i`, so that it
+/// holds when earlier times are taken out) and its chance.
+type Best = Option<(usize, f64)>;
+
+/// The group to take: most members, then least likely by chance, then the
+/// first start (as one pass over every start and size finds it).
+fn pick(best: &[Best]) -> Option<(usize, usize)> {
+    let mut top: Option<(usize, usize, f64)> = None;
+    for (i, b) in best.iter().enumerate() {
+        let Some((len, lnp)) = *b else { continue };
+        if top.is_none_or(|(_, tlen, tp)| len > tlen || (len == tlen && lnp < tp)) {
+            top = Some((i, len, lnp));
         }
     }
-    best.map(|(i, j, _)| (i, j))
+    top.map(|(i, len, _)| (i, i + len))
+}
+
+/// What judging a group needs besides the times still in play.
+struct Judge<'a> {
+    values: &'a [f64],
+    range: f64,
+    lnf: &'a [f64],
+}
+
+impl Judge<'_> {
+    /// The best group of each start in `starts` (positions in `order`,
+    /// sorted), most members first, then least likely by chance; `None`
+    /// when no group from it stands out.
+    fn starts(&self, order: &[usize], starts: std::ops::Range<usize>) -> Vec<Best> {
+        let v = |k: usize| self.values[order[k]];
+        let (n, m) = (self.values.len(), order.len());
+        let mut jmax = starts.start;
+        let mut out = Vec::with_capacity(starts.len());
+        for i in starts {
+            jmax = jmax.max(i);
+            while jmax + 1 < m && v(jmax + 1) - v(i) <= tolerance(v(jmax + 1)) {
+                jmax += 1;
+            }
+            if jmax < i + 2 || v(i) < MIN_SECS {
+                out.push(None);
+                continue;
+            }
+            let mut best: Best = None;
+            let last = (i + 2 + TRIES).min(jmax);
+            for j in (i + 2..=last).chain(std::iter::once(jmax)) {
+                let k = j - i + 1;
+                let lnp = ln_chance(n, k, v(j) - v(i), tolerance(v(j)), self.range, self.lnf);
+                let better =
+                    best.is_none_or(|(blen, bp)| k > blen + 1 || (k == blen + 1 && lnp < bp));
+                if lnp < ALPHA.ln() && better {
+                    best = Some((j - i, lnp));
+                }
+            }
+            out.push(best);
+        }
+        out
+    }
 }
 
 /// The cut connections of each side with a time (idle or age), as
@@ -383,6 +433,94 @@ mod tests {
                 (z >> 11) as f64 / (1u64 << 53) as f64 * max
             })
             .collect()
+    }
+
+    /// The first way: every start and size judged again for every group.
+    fn clusters_by_rescan(values: &[f64]) -> Vec<Vec<usize>> {
+        let n = values.len();
+        let range = values.iter().copied().fold(0.0, f64::max);
+        if n < 3 || range <= 0.0 {
+            return Vec::new();
+        }
+        let lnf = ln_factorials(n);
+        let mut order: Vec<usize> = (0..n).filter(|&i| values[i].is_finite()).collect();
+        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+        let mut out = Vec::new();
+        while let Some((i, j)) = best_window(&order, values, range, &lnf) {
+            out.push(order.drain(i..=j).collect());
+        }
+        out
+    }
+
+    /// The window of `order` (sorted) that stands out most: most members,
+    /// then least likely by chance (the first way, as it was).
+    fn best_window(
+        order: &[usize],
+        values: &[f64],
+        range: f64,
+        lnf: &[f64],
+    ) -> Option<(usize, usize)> {
+        let v = |k: usize| values[order[k]];
+        let n = values.len();
+        let m = order.len();
+        let mut best: Option<(usize, usize, f64)> = None;
+        let mut jmax = 0;
+        for i in 0..m {
+            jmax = jmax.max(i);
+            while jmax + 1 < m && v(jmax + 1) - v(i) <= tolerance(v(jmax + 1)) {
+                jmax += 1;
+            }
+            if jmax < i + 2 || v(i) < MIN_SECS {
+                continue;
+            }
+            let last = (i + 2 + TRIES).min(jmax);
+            for j in (i + 2..=last).chain(std::iter::once(jmax)) {
+                let k = j - i + 1;
+                let lnp = ln_chance(n, k, v(j) - v(i), tolerance(v(j)), range, lnf);
+                let better = best.is_none_or(|(bi, bj, bp)| {
+                    let bk = bj - bi + 1;
+                    k > bk || (k == bk && lnp < bp)
+                });
+                if lnp < ALPHA.ln() && better {
+                    best = Some((i, j, lnp));
+                }
+            }
+        }
+        best.map(|(i, j, _)| (i, j))
+    }
+
+    /// Groups found by judging again only the starts next to a group taken
+    /// are the groups a full rescan finds, in the same order: on noise, on
+    /// tight groups in noise, on groups touching within the tolerance, on
+    /// many groups of many sizes, on ties.
+    #[test]
+    fn judging_again_only_near_a_group_finds_what_a_rescan_finds() {
+        let mut cases: Vec<Vec<f64>> = Vec::new();
+        for seed in 1..=60u64 {
+            let mut v = random(120, 200.0, seed * 31);
+            let centres = random(12, 190.0, seed * 77);
+            let jitter = random(400, 1.0, seed * 131);
+            let mut k = 0;
+            for (g, c) in centres.iter().enumerate() {
+                for _ in 0..(3 + (seed as usize + g) % 9) {
+                    v.push(c + 2.0 + jitter[k] * if g % 2 == 0 { 0.01 } else { 0.8 });
+                    k += 1;
+                }
+            }
+            cases.push(v);
+        }
+        // Equal times (ties), a dense ramp, groups just a tolerance apart.
+        cases.push(vec![30.0; 40]);
+        cases.push((0..500).map(|i| 5.0 + f64::from(i) * 0.01).collect());
+        cases.push(
+            (0..60)
+                .flat_map(|g| [10.0 + f64::from(g) * 0.55; 4])
+                .collect(),
+        );
+        for (c, v) in cases.iter().enumerate() {
+            assert_eq!(clusters(v), clusters_by_rescan(v), "case {c}");
+        }
+        assert!(cases.iter().filter(|v| clusters(v).len() >= 5).count() >= 30);
     }
 
     /// D1 on 300 random captures of 200 cut connections each: false
