@@ -59,14 +59,9 @@ fn ln_chance(n: usize, k: usize, span: f64, tol: f64, range: f64, lnf: &[f64]) -
 /// is judged against all of the side's times, not the ones left). Judging
 /// every start for every group took 31 s for 1,000 groups of 100.
 pub fn clusters(values: &[f64]) -> Vec<Vec<usize>> {
-    let n = values.len();
-    let range = values.iter().copied().fold(0.0, f64::max);
-    if n < 3 || range <= 0.0 {
+    let Some((mut order, range, lnf)) = sorted(values) else {
         return Vec::new();
-    }
-    let lnf = ln_factorials(n);
-    let mut order: Vec<usize> = (0..n).filter(|&i| values[i].is_finite()).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    };
     let judge = Judge {
         values,
         range,
@@ -88,6 +83,19 @@ pub fn clusters(values: &[f64]) -> Vec<Vec<usize>> {
         best.splice(lo..i, again);
     }
     out
+}
+
+/// The finite times' indices in time order, the largest time, and `ln(i!)`
+/// up to the number of times; `None` when too few times or none above 0.
+fn sorted(values: &[f64]) -> Option<(Vec<usize>, f64, Vec<f64>)> {
+    let n = values.len();
+    let range = values.iter().copied().fold(0.0, f64::max);
+    if n < 3 || range <= 0.0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| values[i].is_finite()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    Some((order, range, ln_factorials(n)))
 }
 
 /// A start's best group: its length past the start (`j - i`, so that it
@@ -437,14 +445,9 @@ mod tests {
 
     /// The first way: every start and size judged again for every group.
     fn clusters_by_rescan(values: &[f64]) -> Vec<Vec<usize>> {
-        let n = values.len();
-        let range = values.iter().copied().fold(0.0, f64::max);
-        if n < 3 || range <= 0.0 {
+        let Some((mut order, range, lnf)) = sorted(values) else {
             return Vec::new();
-        }
-        let lnf = ln_factorials(n);
-        let mut order: Vec<usize> = (0..n).filter(|&i| values[i].is_finite()).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+        };
         let mut out = Vec::new();
         while let Some((i, j)) = best_window(&order, values, range, &lnf) {
             out.push(order.drain(i..=j).collect());
