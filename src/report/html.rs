@@ -17,6 +17,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use super::Summary;
+use super::connections::Connections;
 use crate::close::{CloseFrame, ConnectionReport, Outcome, Side, TcpEndKind};
 use crate::diagnose::DiagnosisKind;
 use crate::error::Error;
@@ -59,22 +60,29 @@ impl Summary {
 
     /// The whole page.
     pub fn write_html(&self, out: &mut impl Write) -> io::Result<()> {
-        out.write_all(render(self)?.as_bytes())
+        render(self, out)
     }
 }
 
+/// The connections, read back one at a time from the summary's spool:
+/// the page is written in a few passes over them, none holding them all.
+pub(super) fn each(conns: &Connections) -> impl Iterator<Item = io::Result<ConnectionReport>> + '_ {
+    conns.iter().map(|r| r.map_err(io::Error::other))
+}
+
 /// Where the capture starts and ends (epoch seconds), over connections.
-fn span(conns: &[ConnectionReport]) -> (f64, f64) {
-    let start = conns
-        .iter()
-        .map(|c| c.first_ts)
-        .fold(f64::INFINITY, f64::min);
-    let end = conns.iter().map(end_ts).fold(f64::NEG_INFINITY, f64::max);
-    if start.is_finite() && end.is_finite() {
+fn span(conns: &Connections) -> io::Result<(f64, f64)> {
+    let (mut start, mut end) = (f64::INFINITY, f64::NEG_INFINITY);
+    for c in each(conns) {
+        let c = c?;
+        start = start.min(c.first_ts);
+        end = end.max(end_ts(&c));
+    }
+    Ok(if start.is_finite() && end.is_finite() {
         (start, end.max(start))
     } else {
         (0.0, 0.0)
-    }
+    })
 }
 
 /// The end of a connection's bar: its TCP end, else its last packet.
@@ -139,11 +147,12 @@ pub(super) fn fmt_dur(s: f64) -> String {
     }
 }
 
-/// Strings shared by many rows, sent once.
+/// Strings shared by many rows, sent once. Each is kept once, with its
+/// id (a path per connection makes this a million strings for a million
+/// connections).
 #[derive(Default)]
 struct Table {
-    items: Vec<String>,
-    index: HashMap<String, usize>,
+    index: HashMap<Box<str>, usize>,
 }
 
 impl Table {
@@ -151,13 +160,18 @@ impl Table {
         if let Some(i) = self.index.get(s) {
             return *i;
         }
-        self.items.push(s.to_string());
-        self.index.insert(s.to_string(), self.items.len() - 1);
-        self.items.len() - 1
+        let i = self.index.len();
+        self.index.insert(s.into(), i);
+        i
     }
 
+    /// The strings as a JSON array, in id order.
     fn json(&self) -> String {
-        serde_json::to_string(&self.items).unwrap_or_else(|_| "[]".into())
+        let mut items = vec![""; self.index.len()];
+        for (s, &i) in &self.index {
+            items[i] = s;
+        }
+        serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
     }
 }
 
@@ -173,8 +187,16 @@ fn outcome_n(o: Outcome) -> usize {
     Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0)
 }
 
-/// The data blob: one row per connection, see report.js for the layout.
-fn data_json(s: &Summary, conns: &[ConnectionReport], start: f64, end: f64, svg: bool) -> String {
+/// The data blob, pushed onto the page: one row per connection, see
+/// report.js for the layout.
+fn data_json(
+    out: &mut impl Write,
+    s: &Summary,
+    conns: &Connections,
+    start: f64,
+    end: f64,
+    svg: bool,
+) -> io::Result<()> {
     let mut hosts = Table::default();
     let mut servers = Table::default();
     let mut kinds = Table::default();
@@ -183,7 +205,8 @@ fn data_json(s: &Summary, conns: &[ConnectionReport], start: f64, end: f64, svg:
     let mut omitted = 0u64;
     let mut rows = String::with_capacity(conns.len() * 80);
     let mut prev_id = 0u64;
-    for (i, c) in conns.iter().enumerate() {
+    for (i, c) in each(conns).enumerate() {
+        let c = c?;
         if i > 0 {
             rows.push(',');
         }
@@ -264,8 +287,8 @@ fn data_json(s: &Summary, conns: &[ConnectionReport], start: f64, end: f64, svg:
         prev_id = c.id;
     }
     let outcomes: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
-    let json = format!(
-        "{{\"v\":1,\"start\":{},\"span\":{},\"mode\":\"{}\",\"outcomes\":{},\"kinds\":{},\"hosts\":{},\"servers\":{},\"strings\":{},\"omitted_messages\":{},\"files\":{},\"conns\":[{}]}}",
+    let head = format!(
+        "{{\"v\":1,\"start\":{},\"span\":{},\"mode\":\"{}\",\"outcomes\":{},\"kinds\":{},\"hosts\":{},\"servers\":{},\"strings\":{},\"omitted_messages\":{},\"files\":{},\"conns\":[",
         num(start),
         num(end - start),
         if svg { "svg" } else { "canvas" },
@@ -282,11 +305,12 @@ fn data_json(s: &Summary, conns: &[ConnectionReport], start: f64, end: f64, svg:
                 .collect::<Vec<_>>()
         )
         .unwrap_or_default(),
-        rows
     );
     // Inside <script>, no `</script>` or `<!--` may appear: '<' only occurs
-    // in JSON strings, where \u003c means the same.
-    json.replace('<', "\\u003c")
+    // in JSON strings, where \u003c means the same. The rows are numbers.
+    out.write_all(head.replace('<', "\\u003c").as_bytes())?;
+    out.write_all(rows.as_bytes())?;
+    out.write_all(b"]}")
 }
 
 fn frame_json(f: Option<&CloseFrame>, t0: f64, strings: &mut Table) -> String {
@@ -304,15 +328,17 @@ fn frame_json(f: Option<&CloseFrame>, t0: f64, strings: &mut Table) -> String {
     }
 }
 
-/// The page; every connection is read back into memory for it (the page
-/// holds them all anyway).
-fn render(s: &Summary) -> io::Result<String> {
-    let conns = s.connections.to_vec().map_err(io::Error::other)?;
-    let conns = &conns[..];
-    let (start, end) = span(conns);
+/// The page, written as it is made. Its connections are read from the
+/// spool in a few passes (the data blob keeps a row of about 90 bytes
+/// each, not the reports).
+fn render(s: &Summary, out: &mut impl Write) -> io::Result<()> {
+    let conns = &s.connections;
+    let (start, end) = span(conns)?;
     let n = conns.len();
     let svg = n <= SVG_MAX;
-    let mut h = String::with_capacity(4096 + n * if svg { 400 } else { 90 });
+    // The SVG timeline holds a bar per connection (at most SVG_MAX); the
+    // data blob goes straight to `out`.
+    let mut h = String::with_capacity(4096 + if svg { n * 400 } else { 0 });
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     h.push_str("<link rel=\"icon\" href=\"data:,\">");
@@ -325,8 +351,8 @@ fn render(s: &Summary) -> io::Result<String> {
     header(&mut h, s, start, end);
     h.push_str("<main>\n");
     diagnoses(&mut h, s);
-    timeline(&mut h, conns, start, end, svg);
-    histograms(&mut h, s, conns);
+    timeline(&mut h, conns, start, end, svg)?;
+    histograms(&mut h, s, conns)?;
     h.push_str(
         "<section id=\"connections\"><h2>Connections</h2>\
          <div class=\"controls\"><input id=\"filter\" type=\"search\" placeholder=\"filter: id, address, outcome, finding, path…\" aria-label=\"filter\">\
@@ -351,11 +377,13 @@ fn render(s: &Summary) -> io::Result<String> {
     h.push_str("</main>\n<aside id=\"details\" hidden></aside>\n");
     h.push_str("<p id=\"render-status\" data-bars=\"0\" data-rows=\"0\">not rendered (the page's script did not run)</p>\n");
     h.push_str("<script type=\"application/json\" id=\"wsclose-data\">");
-    h.push_str(&data_json(s, conns, start, end, svg));
+    out.write_all(h.as_bytes())?;
+    h = String::new();
+    data_json(out, s, conns, start, end, svg)?;
     h.push_str("</script>\n<script>");
     h.push_str(JS);
     h.push_str("</script>\n</body></html>\n");
-    Ok(h)
+    out.write_all(h.as_bytes())
 }
 
 fn header(h: &mut String, s: &Summary, start: f64, end: f64) {

@@ -3,11 +3,13 @@
 //! log-scale histograms of idle time and age with the diagnoses' clusters.
 
 use std::fmt::Write as _;
+use std::io;
 
-use super::{age, end_ts, esc, fmt_dur, tcp_end_ts};
-use crate::close::{ConnectionReport, TcpEndKind};
+use super::{age, each, end_ts, esc, fmt_dur, tcp_end_ts};
+use crate::close::TcpEndKind;
 use crate::diagnose::{Diagnosis, DiagnosisKind};
 use crate::report::Summary;
+use crate::report::connections::Connections;
 
 const TL_W: f64 = 1200.0;
 const TL_GUTTER: f64 = 44.0;
@@ -24,11 +26,11 @@ fn legend(h: &mut String) {
 
 pub(super) fn timeline(
     h: &mut String,
-    conns: &[ConnectionReport],
+    conns: &Connections,
     start: f64,
     end: f64,
     svg: bool,
-) {
+) -> io::Result<()> {
     let n = conns.len();
     let _ = write!(
         h,
@@ -47,7 +49,7 @@ pub(super) fn timeline(
             h,
             "<div class=\"tl-wrap\"><canvas id=\"tl-canvas\" width=\"{TL_W}\" height=\"10\" data-connections=\"{n}\"></canvas></div></section>"
         );
-        return;
+        return Ok(());
     }
     let row = if n <= 60 {
         16.0
@@ -86,7 +88,8 @@ pub(super) fn timeline(
     }
     h.push_str("</g>");
     let bar_h = (row * 0.7).max(2.0);
-    for (i, c) in conns.iter().enumerate() {
+    for (i, c) in each(conns).enumerate() {
+        let c = &c?;
         let y = axis + row * i as f64 + (row - bar_h) / 2.0;
         let x0 = x(c.first_ts);
         let x1 = x(end_ts(c)).max(x0 + 1.0);
@@ -160,6 +163,7 @@ pub(super) fn timeline(
         h.push_str("</g>");
     }
     h.push_str("</svg></div></section>\n");
+    Ok(())
 }
 
 /// Log-scale bins, four per decade: bin k covers [10^(k/4), 10^((k+1)/4)).
@@ -324,13 +328,15 @@ fn histogram(
     );
 }
 
-pub(super) fn histograms(h: &mut String, s: &Summary, conns: &[ConnectionReport]) {
-    let idle: Vec<f64> = conns.iter().filter_map(|c| c.close.idle_s).collect();
-    let ages: Vec<f64> = conns
-        .iter()
-        .filter(|c| c.close.tcp_end.kind != TcpEndKind::None)
-        .map(age)
-        .collect();
+pub(super) fn histograms(h: &mut String, s: &Summary, conns: &Connections) -> io::Result<()> {
+    let (mut idle, mut ages) = (Vec::new(), Vec::new());
+    for c in each(conns) {
+        let c = c?;
+        idle.extend(c.close.idle_s);
+        if c.close.tcp_end.kind != TcpEndKind::None {
+            ages.push(age(&c));
+        }
+    }
     let mark = |d: &Diagnosis| {
         let label = match (d.side, &d.peer) {
             (Some(side), _) => format!("{} ({})", d.kind.name(), side.name()),
@@ -376,4 +382,5 @@ pub(super) fn histograms(h: &mut String, s: &Summary, conns: &[ConnectionReport]
         &age_marks,
     );
     h.push_str("</div><p class=\"sub\">Highlighted: the diagnoses' clusters.</p></section>\n");
+    Ok(())
 }
