@@ -143,12 +143,18 @@ impl Judge<'_> {
             let mut best: Best = None;
             let last = (i + 2 + TRIES).min(jmax);
             for j in (i + 2..=last).chain(std::iter::once(jmax)) {
-                let k = j - i + 1;
-                let lnp = ln_chance(n, k, v(j) - v(i), tolerance(v(j)), self.range, self.lnf);
-                let better =
-                    best.is_none_or(|(blen, bp)| k > blen + 1 || (k == blen + 1 && lnp < bp));
+                let len = j - i;
+                let lnp = ln_chance(
+                    n,
+                    len + 1,
+                    v(j) - v(i),
+                    tolerance(v(j)),
+                    self.range,
+                    self.lnf,
+                );
+                let better = best.is_none_or(|(blen, bp)| len > blen || (len == blen && lnp < bp));
                 if lnp < ALPHA.ln() && better {
-                    best = Some((j - i, lnp));
+                    best = Some((len, lnp));
                 }
             }
             out.push(best);

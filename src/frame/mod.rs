@@ -139,13 +139,17 @@ pub fn parse_frame(input: &[u8]) -> IResult<&[u8], (FrameHeader, &[u8])> {
     Ok((i, (h, payload)))
 }
 
+/// The mask turned to start at offset `pos` of the payload, repeated over
+/// 16 bytes: whole 16-byte blocks are xored at once (the compiler's vector
+/// registers), byte by byte only at the end.
+fn wide_mask(mask: [u8; 4], pos: u64) -> [u8; 16] {
+    let shift = (pos % 4) as usize;
+    std::array::from_fn(|k| mask[(shift + k) % 4])
+}
+
 /// XORs `data` with `mask`, the payload starting at offset `pos` of the frame.
 pub fn unmask(data: &mut [u8], mask: [u8; 4], pos: u64) {
-    // The mask turned to start at `pos`, repeated over 16 bytes: whole
-    // 16-byte blocks are xored at once (the compiler's vector registers),
-    // byte by byte only at the end.
-    let shift = (pos % 4) as usize;
-    let wide: [u8; 16] = std::array::from_fn(|k| mask[(shift + k) % 4]);
+    let wide = wide_mask(mask, pos);
     let mut blocks = data.chunks_exact_mut(16);
     for b in &mut blocks {
         for (x, m) in b.iter_mut().zip(wide) {
@@ -161,8 +165,7 @@ pub fn unmask(data: &mut [u8], mask: [u8; 4], pos: u64) {
 /// the payload starting at offset `pos` of the frame: a copy and an
 /// unmasking in one pass, for text that is only looked at.
 pub fn unmask_into(out: &mut [u8], data: &[u8], mask: [u8; 4], pos: u64) {
-    let shift = (pos % 4) as usize;
-    let wide: [u8; 16] = std::array::from_fn(|k| mask[(shift + k) % 4]);
+    let wide = wide_mask(mask, pos);
     let out = &mut out[..data.len()];
     let mut blocks = out.chunks_exact_mut(16);
     let mut src = data.chunks_exact(16);

@@ -460,10 +460,12 @@ impl KeyLog {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut any = false;
         loop {
-            let n = file.read(&mut chunk).map_err(|e| self.read_error(i, e))?;
-            if n == 0 {
-                break;
-            }
+            let n = match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.read_error(i, e)),
+            };
             if !any {
                 // The provisional last line is read again, with what
                 // follows it.
