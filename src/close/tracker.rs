@@ -39,15 +39,19 @@ pub(super) struct Pings {
     pub count: u64,
 }
 
-/// What one TCP direction did.
+/// What one TCP direction did. Laid out in order (`repr(C)`): what every
+/// data frame updates first (its counts, the largest message, the masking
+/// tally, whether a close was sent), then the pings; the close frame's
+/// details are boxed, being made once at most.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(super) struct DirFacts {
     pub frames: FrameCounts,
-    pub close: Option<CloseSeen>,
+    pub largest_message: u64,
     pub masked: Option<(Ts, u64)>,
     pub unmasked: Option<(Ts, u64)>,
+    pub close: Option<Box<CloseSeen>>,
     pub pings: Pings,
-    pub largest_message: u64,
 }
 
 /// How the upgrade went, as far as it was seen.
@@ -143,20 +147,25 @@ impl ConnMeta {
 }
 
 /// Everything recorded about one WebSocket connection while the capture runs.
+///
+/// Laid out in order (`repr(C)`): what every frame reads or writes comes
+/// first, so that a frame touches few cache lines of it (with thousands of
+/// connections at once, a packet's state is not in the cache).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Tracker {
-    pub(super) dirs: [DirFacts; 2],
-    pub(super) upgrade: Upgrade,
-    pub(super) midstream: bool,
     /// Time of the last frame before the first close frame.
     pub(super) last_frame: Option<Ts>,
     pub(super) first_close: Option<(Dir, Ts)>,
-    pub(super) tcp_end: Option<End>,
-    pub(super) seen: Vec<Seen>,
-    pub(super) close_codes: super::CloseCodes,
     rsv_rules: RsvRules,
+    pub(super) midstream: bool,
     /// The response head was cut by a capture gap.
     pub(super) response_lost: bool,
+    pub(super) dirs: [DirFacts; 2],
+    pub(super) seen: Vec<Seen>,
+    pub(super) upgrade: Upgrade,
+    pub(super) tcp_end: Option<End>,
+    pub(super) close_codes: super::CloseCodes,
 }
 
 impl Tracker {
@@ -350,12 +359,12 @@ impl Tracker {
         let other_largest = self.dirs[dir.other().idx()].largest_message;
         let facts = &mut self.dirs[dir.idx()];
         if facts.close.is_none() {
-            facts.close = Some(CloseSeen {
+            facts.close = Some(Box::new(CloseSeen {
                 ts,
                 payload: p,
                 payload_len: h.payload_len,
                 other_largest,
-            });
+            }));
         }
         if self.first_close.is_none() {
             self.first_close = Some((dir, ts));

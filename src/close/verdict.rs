@@ -196,7 +196,7 @@ impl Verdict<'_> {
     }
 
     fn close_of(&self, d: Dir) -> Option<&CloseSeen> {
-        self.t.dirs[d.idx()].close.as_ref()
+        self.t.dirs[d.idx()].close.as_deref()
     }
 
     /// The handshake object, with `invalid_accept` when the 101 is wrong.

@@ -58,13 +58,23 @@ impl Tuple {
     }
 }
 
+/// A hash of a segment's flow that is the same for both directions and
+/// from run to run (a fixed seed): what shares flows out among a sharded
+/// run's analyzers. Computed from the integer key, as the table's own
+/// hash is.
+pub fn symmetric_hash(src: &Endpoint, dst: &Endpoint) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(Tuple::of(src, dst).0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::FlowKey;
     use super::*;
 
     /// The lower endpoint is the one `FlowKey` puts first, for every mix
-    /// of families, addresses and ports; distinct flows get distinct keys.
+    /// of families, addresses and ports; distinct flows get distinct keys;
+    /// both directions share out alike.
     #[test]
     fn same_order_as_flow_key() {
         let ips: [IpAddr; 6] = [
@@ -88,6 +98,7 @@ mod tests {
                 let (k, dk) = FlowKey::of(*a, *b);
                 assert_eq!(d, dk, "{a} {b}");
                 assert_eq!(Tuple::of(&k.lo, &k.hi), (t, Dir::A));
+                assert_eq!(symmetric_hash(a, b), symmetric_hash(b, a));
                 keys.push((t, k));
             }
         }

@@ -41,6 +41,7 @@ use key::Tuple;
 
 pub use assembler::{MAX_RUNS, SLOT};
 pub use flow::Flow;
+pub use key::symmetric_hash;
 pub use seq::Seq;
 
 /// Direction within a flow: `Dir::A` goes from the lower endpoint to the

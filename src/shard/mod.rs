@@ -30,9 +30,9 @@ use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats};
 use crate::capture::Merged;
 use crate::close::{ConnectionReport, Settings};
-use crate::decode;
+use crate::decode::{self, Endpoint};
 use crate::error::Error;
-use crate::reassembly::{FlowKey, Limits, PURGE_EVERY};
+use crate::reassembly::{Limits, PURGE_EVERY, symmetric_hash};
 use crate::report::Collector;
 use peaks::{Change, Clock, Peaks};
 
@@ -184,13 +184,11 @@ fn reader_buckets(threads: usize) -> usize {
     (share * BUCKETS as f64).round() as usize
 }
 
-/// The bucket of a flow: the same for both directions, and the same from
-/// run to run (a fixed seed).
-fn bucket_of(key: &FlowKey) -> usize {
-    use std::hash::BuildHasher;
-    let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key);
+/// The bucket of a segment's flow: the same for both directions, and the
+/// same from run to run.
+fn bucket_of(src: &Endpoint, dst: &Endpoint) -> usize {
     // The high bits: the low ones of a multiplicative hash are the weakest.
-    ((h >> 32) as usize) % BUCKETS
+    ((symmetric_hash(src, dst) >> 32) as usize) % BUCKETS
 }
 
 /// One worker: analyses the batches it is given, hands back what it
@@ -487,7 +485,7 @@ fn read(
                 r.flush(w)?;
             }
         }
-        let bucket = bucket_of(&FlowKey::of(seg.src, seg.dst).0);
+        let bucket = bucket_of(&seg.src, &seg.dst);
         if bucket < r.own {
             r.inline.analyzer.packet_numbered(pkt.ts, &seg, index);
             r.inline.step(2 * index + 1, true);
