@@ -6,7 +6,7 @@
 mod common;
 mod crafted_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use crafted_support::*;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 /// A capture whose only finding is a warning (close_timeout: the answer
 /// came, but late).
-fn warning_only_capture(name: &str) -> PathBuf {
+fn warning_only_capture(name: &str) -> TempFile {
     let mut c = Conn::standard();
     c.open_ws(t(0.0));
     c.client_send(t(1.0), &cclose(1000, ""));
@@ -23,7 +23,7 @@ fn warning_only_capture(name: &str) -> PathBuf {
 }
 
 /// A capture whose only finding is an error (unanswered_close).
-fn error_capture(name: &str) -> PathBuf {
+fn error_capture(name: &str) -> TempFile {
     let mut c = Conn::standard();
     c.open_ws(t(0.0));
     c.client_send(t(1.0), &cclose(1000, ""));
@@ -32,7 +32,7 @@ fn error_capture(name: &str) -> PathBuf {
 }
 
 /// A capture whose only finding is info (client_closed_tcp_first).
-fn info_only_capture(name: &str) -> PathBuf {
+fn info_only_capture(name: &str) -> TempFile {
     let mut c = Conn::standard();
     c.open_ws(t(0.0));
     c.client_send(t(1.0), &cclose(1000, ""));
@@ -44,7 +44,12 @@ fn info_only_capture(name: &str) -> PathBuf {
 
 /// A case of [`fail_on_changes_only_the_exit_status`]: a capture, its
 /// severities, and the exit status for each `--fail-on` level.
-type FailOn = (&'static str, PathBuf, Value, &'static [(&'static str, i32)]);
+type FailOn = (
+    &'static str,
+    TempFile,
+    Value,
+    &'static [(&'static str, i32)],
+);
 
 #[test]
 fn fail_on_changes_only_the_exit_status() {
@@ -94,10 +99,7 @@ fn fail_on_changes_only_the_exit_status() {
 fn json_to_a_path_writes_the_same_summary() {
     let path = Capture::of(&clean_conn()).write("json_to_a_path");
     let to_stdout = analyze_json(&path, &[]);
-    let out_path = std::env::temp_dir().join(format!(
-        "wsclose-test-{}-json_to_a_path.json",
-        std::process::id()
-    ));
+    let out_path = TempFile::named("json_to_a_path.json");
     let out = run(&["analyze", path_str(&path), "--json", path_str(&out_path)]);
     assert_eq!(
         out.status.code(),

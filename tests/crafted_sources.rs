@@ -5,7 +5,7 @@
 mod common;
 mod crafted_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use crafted_support::*;
@@ -69,7 +69,7 @@ fn same_as_ethernet_pcap(name: &str, path: &Path, link_type: &str) {
 type Format = (
     &'static str,
     Capture,
-    fn(&Capture, &str) -> PathBuf,
+    fn(&Capture, &str) -> TempFile,
     &'static str,
 );
 

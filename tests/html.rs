@@ -113,7 +113,7 @@ fn html_path_that_is_an_input_is_refused() {
 /// 50,000 connections (and 1,000): a quarter closed cleanly, a quarter cut
 /// by the server after 60 s of silence, a quarter reset by the client, a
 /// quarter ended by a client FIN after a message.
-fn many(n: usize) -> PathBuf {
+fn many(n: usize) -> TempFile {
     let mut cap = Capture::new();
     for i in 0..n {
         let client = format!(

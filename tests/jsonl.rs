@@ -91,7 +91,7 @@ fn jsonl_traps_are_usage_errors() {
 }
 
 /// A capture whose JSON lines are far more than a pipe holds (64 KB).
-fn many_lines() -> std::path::PathBuf {
+fn many_lines() -> common::TempFile {
     let conns: Vec<Conn> = (0..600u16)
         .map(|i| {
             let mut c = Conn::new(

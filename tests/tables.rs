@@ -226,7 +226,7 @@ fn local_time_with_its_offset() {
 
 /// 60 connections, every tenth cut by the server without a close frame,
 /// the others closed cleanly.
-fn sixty_connections() -> std::path::PathBuf {
+fn sixty_connections() -> common::TempFile {
     let conns: Vec<Conn> = (0..60u16)
         .map(|i| {
             let mut c = Conn::new(&format!("10.0.0.1:{}", 40_000 + i), "10.0.0.2:8765");

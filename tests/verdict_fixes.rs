@@ -229,7 +229,7 @@ fn a_close_frame_over_125_bytes_keeps_its_whole_reason() {
 
 /// The client closes at 1.0; the server answers at `answer` (or never);
 /// the capture runs until 80.
-fn close_at_one(answer: Option<f64>, name: &str) -> std::path::PathBuf {
+fn close_at_one(answer: Option<f64>, name: &str) -> TempFile {
     let mut c = Conn::standard();
     c.open_ws(t(0.0));
     c.client_send(t(0.5), &cframe(OP_TEXT, b"x"));

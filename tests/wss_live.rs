@@ -12,8 +12,8 @@
 mod common;
 mod wss_support;
 
+use common::TempFile;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -31,10 +31,6 @@ use wss_support::*;
 #[macro_use]
 mod root;
 use root::is_root;
-
-fn tmp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("wsclose-wss-live-{}-{name}", std::process::id()))
-}
 
 /// A self-signed certificate for "localhost" and both TLS configurations;
 /// the client's logs its secrets with rustls's `KeyLogFile`.
@@ -305,7 +301,11 @@ fn sniff_decrypts_wss_live_with_a_growing_key_log_and_the_saved_capture_offline(
         eprintln!("skipped: live capture on lo needs root (or CAP_NET_RAW)");
         return;
     }
-    let (keys, json, pcap) = (tmp("keys.log"), tmp("summary.json"), tmp("capture.pcap"));
+    let (keys, json, pcap) = (
+        TempFile::named("wss-live-keys.log"),
+        TempFile::named("wss-live-summary.json"),
+        TempFile::named("wss-live-capture.pcap"),
+    );
     let _ = std::fs::remove_file(&keys);
     // SAFETY: the only test of this binary, before it starts any thread:
     // nothing reads the environment concurrently.

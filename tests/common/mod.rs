@@ -883,24 +883,65 @@ impl Capture {
     }
 
     /// Writes a microsecond pcap file; returns its path.
-    pub fn write(&self, name: &str) -> PathBuf {
+    pub fn write(&self, name: &str) -> TempFile {
         write_file(name, "pcap", &self.pcap_bytes())
     }
 
-    pub fn write_pcap_ns(&self, name: &str) -> PathBuf {
+    pub fn write_pcap_ns(&self, name: &str) -> TempFile {
         write_file(name, "pcap", &self.pcap_ns_bytes())
     }
 
-    pub fn write_pcapng(&self, name: &str) -> PathBuf {
+    pub fn write_pcapng(&self, name: &str) -> TempFile {
         write_file(name, "pcapng", &self.pcapng_bytes())
     }
 }
 
 static FILE_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Writes `bytes` to a fresh file in the temp dir (and, with
-/// `WSCLOSE_KEEP_CAPTURES=DIR`, a copy to `DIR/<name>.<ext>`).
-pub fn write_file(name: &str, ext: &str, bytes: &[u8]) -> PathBuf {
+/// A file a test wrote in the temp dir, removed when dropped (thousands of
+/// captures a run would otherwise pile up there).
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// A fresh path in the temp dir for a file a test (or wsclose) writes,
+    /// removed with the guard; nothing is created.
+    pub fn named(name: &str) -> TempFile {
+        let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let file = format!("wsclose-test-{}-{n}-{name}", std::process::id());
+        TempFile(std::env::temp_dir().join(file))
+    }
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempFile {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempFile {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `bytes` to a fresh file in the temp dir, removed when the
+/// returned guard is dropped (and, with `WSCLOSE_KEEP_CAPTURES=DIR`, a copy
+/// to `DIR/<name>.<ext>` that stays).
+pub fn write_file(name: &str, ext: &str, bytes: &[u8]) -> TempFile {
     let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
         "wsclose-test-{}-{n}-{name}.{ext}",
@@ -912,7 +953,7 @@ pub fn write_file(name: &str, ext: &str, bytes: &[u8]) -> PathBuf {
         std::fs::create_dir_all(&dir).expect("create WSCLOSE_KEEP_CAPTURES dir");
         std::fs::write(dir.join(format!("{name}.{ext}")), bytes).expect("keep capture");
     }
-    path
+    TempFile(path)
 }
 
 // ---------------------------------------------------------------------------
