@@ -21,6 +21,7 @@ pub mod frame;
 pub mod live;
 pub mod message;
 pub mod pipeline;
+mod prefetch;
 pub mod reassembly;
 pub mod report;
 mod shard;

@@ -295,4 +295,21 @@ fn what_frames_touch_comes_first() {
     assert!(offset_of!(DirFacts, close) + 8 <= 128);
     assert!(offset_of!(DirFacts, pings) > offset_of!(DirFacts, close));
     assert!(std::mem::size_of::<DirFacts>() <= 144);
+    // What is prefetched for a packet covers those fields, within the
+    // tracker.
+    for dir in [Dir::A, Dir::B] {
+        let ranges = Tracker::frame_fields(dir);
+        let covered =
+            |at: usize, len: usize| ranges.iter().any(|&(s, n)| s <= at && at + len <= s + n);
+        let facts = offset_of!(Tracker, dirs) + dir.idx() * std::mem::size_of::<DirFacts>();
+        assert!(covered(offset_of!(Tracker, last_frame), 16));
+        assert!(covered(offset_of!(Tracker, first_close), 16));
+        assert!(covered(facts + offset_of!(DirFacts, frames), 56));
+        assert!(covered(facts + offset_of!(DirFacts, close), 8));
+        assert!(
+            ranges
+                .iter()
+                .all(|&(s, n)| s + n <= std::mem::size_of::<Tracker>())
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! capture runs: frames, close frames, pings, the TCP end, and the first
 //! occurrence of each finding (rule 6: one per kind and side).
 
+use std::mem::{offset_of, size_of};
+
 use super::{FrameCounts, Kind, TcpEndKind, op_name, rsv_names};
 use crate::Ts;
 use crate::decode::Endpoint;
@@ -169,6 +171,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// Where what a frame of `dir` reads or writes lies in a `Tracker`
+    /// (offset, length): the fields ahead of the directions' facts, and the
+    /// direction's up to its pings (see `DirFacts`), for prefetching.
+    pub fn frame_fields(dir: Dir) -> [(usize, usize); 2] {
+        let facts = offset_of!(Tracker, dirs) + dir.idx() * size_of::<DirFacts>();
+        [
+            (0, offset_of!(Tracker, dirs)),
+            (facts, offset_of!(DirFacts, pings)),
+        ]
+    }
+
     pub fn request(&mut self, dir: Dir, ts: Ts, r: Request) {
         if self.upgrade.request.is_none() {
             self.upgrade.request = Some((ts, dir, r));

@@ -14,6 +14,7 @@
 //!   ACKs, the FIN);
 //! - `assembler`: the out-of-order store, its real cost and its invariants;
 //! - `seq`: TCP sequence numbers with wrapping comparison;
+//! - `sink`: what a flow's streams are handed to ([`StreamSink`]);
 //! - `evicted`: flows recently evicted, so they do not come back as new.
 //!
 //! Memory: the table keeps one running total of everything the analysis
@@ -27,15 +28,17 @@ mod evicted;
 mod flow;
 mod key;
 mod seq;
+mod sink;
 mod stream;
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
+use std::mem::size_of;
 
 use hashbrown::HashTable;
 
-use crate::Ts;
 use crate::decode::{Endpoint, TcpSegment};
+use crate::{Ts, prefetch};
 use evicted::Evicted;
 use key::Tuple;
 
@@ -43,6 +46,7 @@ pub use assembler::{MAX_RUNS, SLOT};
 pub use flow::Flow;
 pub use key::symmetric_hash;
 pub use seq::Seq;
+pub use sink::StreamSink;
 
 /// Direction within a flow: `Dir::A` goes from the lower endpoint to the
 /// higher one (the flow key's order), `Dir::B` the other way.
@@ -88,38 +92,6 @@ impl FlowKey {
             Dir::A => self.lo,
             Dir::B => self.hi,
         }
-    }
-}
-
-/// Receives a flow's reassembled streams and TCP events, in order.
-pub trait StreamSink {
-    /// Every packet of the flow, before its bytes are delivered.
-    fn on_packet(&mut self, dir: Dir, ts: Ts, seg: &TcpSegment<'_>);
-    /// In-order bytes of one direction.
-    fn on_data(&mut self, dir: Dir, ts: Ts, data: &[u8]);
-    /// `len` bytes of one direction are missing from the capture.
-    fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64);
-    /// The direction's FIN, in stream order; `ts` is the FIN packet's.
-    fn on_fin(&mut self, dir: Dir, ts: Ts);
-    /// An RST from this direction.
-    fn on_rst(&mut self, dir: Dir, ts: Ts);
-    /// False once the sink knows the flow is of no interest: its bytes are
-    /// then neither buffered nor delivered (FIN and RST still are).
-    fn wants_data(&self) -> bool {
-        true
-    }
-    /// Bytes the sink itself holds (partial HTTP heads, split frame headers,
-    /// close payloads): they count against [`Limits::max_buffered_total`]
-    /// with the out-of-order bytes. Asked after every segment of the flow,
-    /// so it should be cheap (a few lengths added up).
-    fn held(&self) -> usize {
-        0
-    }
-    /// Drops what the sink holds that it can do without (the global cap is
-    /// reached and this flow's holes are already given up); returns the
-    /// bytes freed.
-    fn shed(&mut self) -> usize {
-        0
     }
 }
 
@@ -227,12 +199,33 @@ pub enum Release {
     CaptureEnd,
 }
 
+/// One flow of the table.
+struct Entry<S> {
+    key: Tuple,
+    /// Boxed: the table stays small when sparse, and a flow never moves
+    /// once made.
+    flow: Box<Flow<S>>,
+    /// Where the flow's sink keeps the rest of its state
+    /// ([`StreamSink::hot`]), as of the flow's last segment.
+    hot: usize,
+}
+
+impl<S: StreamSink> Entry<S> {
+    /// Asks the cache for the flow's box and its sink's state at once (see
+    /// `prefetch`): reached one through the other, each would cost a full
+    /// memory latency in turn.
+    #[inline]
+    fn prefetch(&self, dir: Dir) {
+        prefetch::range(prefetch::addr_of(&*self.flow), size_of::<Flow<S>>());
+        S::prefetch(self.hot, dir);
+    }
+}
+
 /// The flow table: every live TCP connection of the capture.
 pub struct FlowTable<S> {
     /// Flows by key (integers, see `key`), looked up with one hash per
-    /// packet. Boxed: the table stays small when sparse, and a flow never
-    /// moves once made.
-    map: HashTable<(Tuple, Box<Flow<S>>)>,
+    /// packet.
+    map: HashTable<Entry<S>>,
     /// Flows whose TCP connection ended, in the order they ended, with
     /// their number (`Flow::id`: a flow replaced or evicted since is not
     /// the one that ended): released after `linger` from here rather than
@@ -267,6 +260,12 @@ pub struct Step {
 
 /// Segments between two purges of ended flows.
 pub const PURGE_EVERY: u64 = 65536;
+
+/// Flows from which a packet's state is prefetched. A WebSocket flow's
+/// state is about 1.3 KB (the flow's box and the sink's): below about a
+/// thousand flows it stays in a core's L2 cache (1 MB here), where the
+/// prefetches would only cost instructions (about 110 a packet).
+const PREFETCH_FROM: usize = 1024;
 
 impl<S: StreamSink> FlowTable<S> {
     pub fn new(limits: Limits) -> Self {
@@ -326,18 +325,7 @@ impl<S: StreamSink> FlowTable<S> {
         new_sink: &mut impl FnMut(&FlowKey, Dir, Ts) -> S,
         done: &mut impl FnMut(S, Release),
     ) -> Option<(&mut S, bool)> {
-        self.packets += 1;
-        self.step = Step {
-            settled: self.buffered_total,
-            inserted: false,
-        };
-        self.capped |= self.near_caps();
-        if self.auto_purge && self.packets % PURGE_EVERY == 0 {
-            self.purge_now(ts, done);
-        }
-        if self.ended.len() > 2 * self.map.len() + 64 {
-            self.compact_ended();
-        }
+        self.start_segment(ts, done);
         let (key, dir) = Tuple::of(&seg.src, &seg.dst);
         let hash = self.hasher.hash_one(key);
         let fresh_syn = seg.syn && !seg.ack;
@@ -347,9 +335,15 @@ impl<S: StreamSink> FlowTable<S> {
         if fresh_syn || !evicted {
             self.make_room(hash, &key, ts, done);
         }
-        let flow: &mut Flow<S> = match self.map.find_entry(hash, |e| e.0 == key) {
+        // Flows that ended linger untouched: they do not count.
+        let prefetch = self.map.len().saturating_sub(self.ended.len()) >= PREFETCH_FROM;
+        let entry: &mut Entry<S> = match self.map.find_entry(hash, |e| e.key == key) {
             Ok(e) => {
-                let flow = &mut *e.into_mut().1;
+                let entry = e.into_mut();
+                if prefetch {
+                    entry.prefetch(dir);
+                }
+                let flow = &mut *entry.flow;
                 if fresh_syn && flow.is_new_connection(dir, seg.seq) {
                     self.stats.flows += 1;
                     let sink = new_sink(&FlowKey::of(seg.src, seg.dst).0, dir, ts);
@@ -365,7 +359,7 @@ impl<S: StreamSink> FlowTable<S> {
                     self.capped |= near_buffer_cap(&self.limits, self.step.settled);
                     return None;
                 }
-                flow
+                entry
             }
             Err(absent) => {
                 if evicted {
@@ -382,10 +376,13 @@ impl<S: StreamSink> FlowTable<S> {
                 let hasher = &self.hasher;
                 let sink = new_sink(&FlowKey::of(seg.src, seg.dst).0, dir, ts);
                 let flow = Box::new(Flow::new(sink, self.stats.flows));
-                let entry = table.insert_unique(hash, (key, flow), |e| hasher.hash_one(e.0));
-                &mut entry.into_mut().1
+                let entry = Entry { key, flow, hot: 0 };
+                table
+                    .insert_unique(hash, entry, |e| hasher.hash_one(e.key))
+                    .into_mut()
             }
         };
+        let flow = &mut *entry.flow;
         flow.last_ts = ts;
         flow.segment(
             dir,
@@ -398,6 +395,7 @@ impl<S: StreamSink> FlowTable<S> {
         let total = &mut self.buffered_total;
         self.step.settled = settle(flow, ts, total, &self.limits, &mut self.stats);
         self.capped |= near_buffer_cap(&self.limits, self.step.settled);
+        entry.hot = flow.sink.hot();
         let ended_now = flow.ended() && flow.ended_at.is_none();
         if ended_now {
             flow.ended_at = Some(ts);
@@ -406,6 +404,23 @@ impl<S: StreamSink> FlowTable<S> {
             self.ended.push_back((key, flow.id, ts));
         }
         Some((&mut flow.sink, ended_now))
+    }
+
+    /// What comes before a segment's flow is looked up: the step's
+    /// counters, the caps, the purges that are due.
+    fn start_segment(&mut self, ts: Ts, done: &mut impl FnMut(S, Release)) {
+        self.packets += 1;
+        self.step = Step {
+            settled: self.buffered_total,
+            inserted: false,
+        };
+        self.capped |= self.near_caps();
+        if self.auto_purge && self.packets % PURGE_EVERY == 0 {
+            self.purge_now(ts, done);
+        }
+        if self.ended.len() > 2 * self.map.len() + 64 {
+            self.compact_ended();
+        }
     }
 
     /// Whether a cap across flows binds now or may at the next segment: as
@@ -425,7 +440,8 @@ impl<S: StreamSink> FlowTable<S> {
     /// Evicts flows when the table is full and `key` (of hash `hash`) is
     /// not in it: it is about to be.
     fn make_room(&mut self, hash: u64, key: &Tuple, ts: Ts, done: &mut impl FnMut(S, Release)) {
-        if self.map.len() >= self.limits.max_flows && self.map.find(hash, |e| e.0 == *key).is_none()
+        if self.map.len() >= self.limits.max_flows
+            && self.map.find(hash, |e| e.key == *key).is_none()
         {
             self.evict(ts, done);
         }
@@ -436,8 +452,8 @@ impl<S: StreamSink> FlowTable<S> {
         let key = Tuple::of(&key.lo, &key.hi).0;
         let hash = self.hasher.hash_one(key);
         self.map
-            .find_mut(hash, |e| e.0 == key)
-            .map(|e| &mut e.1.sink)
+            .find_mut(hash, |e| e.key == key)
+            .map(|e| &mut e.flow.sink)
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
@@ -459,8 +475,8 @@ impl<S: StreamSink> FlowTable<S> {
             }
             let hash = hasher.hash_one(key);
             // Gone (evicted) or another connection on the 4-tuple since.
-            if let Ok(e) = map.find_entry(hash, |e| e.0 == key && e.1.id == id) {
-                let ((_, flow), _) = e.remove();
+            if let Ok(e) = map.find_entry(hash, |e| e.key == key && e.flow.id == id) {
+                let (Entry { flow, .. }, _) = e.remove();
                 *buffered_total -= flow.charged;
                 done(flow.sink, Release::Ended);
             }
@@ -480,7 +496,7 @@ impl<S: StreamSink> FlowTable<S> {
             map, ended, hasher, ..
         } = self;
         ended.retain(|&(key, id, _)| {
-            map.find(hasher.hash_one(key), |e| e.0 == key && e.1.id == id)
+            map.find(hasher.hash_one(key), |e| e.key == key && e.flow.id == id)
                 .is_some()
         });
         give_back(ended);
@@ -497,19 +513,19 @@ impl<S: StreamSink> FlowTable<S> {
         }
         // Live flows sort after ended ones, then by last activity.
         let rank = |f: &Flow<S>| (f.ended_at.is_none(), f.last_ts);
-        let mut ranks: Vec<(bool, Ts)> = self.map.iter().map(|e| rank(&e.1)).collect();
+        let mut ranks: Vec<(bool, Ts)> = self.map.iter().map(|e| rank(&e.flow)).collect();
         let (_, cutoff, _) = ranks.select_nth_unstable(want - 1);
         let cutoff = *cutoff;
         let mut left = want;
-        let evicted: Vec<(Tuple, Box<Flow<S>>)> = self
+        let evicted: Vec<Entry<S>> = self
             .map
             .extract_if(|e| {
-                let take = left > 0 && rank(&e.1) <= cutoff;
+                let take = left > 0 && rank(&e.flow) <= cutoff;
                 left -= usize::from(take);
                 take
             })
             .collect();
-        for (key, flow) in evicted {
+        for Entry { key, flow, .. } in evicted {
             self.buffered_total -= flow.charged;
             self.evicted.remember(self.hasher.hash_one(key));
             let live = flow.ended_at.is_none();
@@ -528,7 +544,7 @@ impl<S: StreamSink> FlowTable<S> {
     /// counters (the flush may add gaps).
     pub fn finish(self, ts: Ts, done: &mut impl FnMut(S, Release)) -> ReassemblyStats {
         let FlowTable { map, mut stats, .. } = self;
-        for (_, flow) in map {
+        for Entry { flow, .. } in map {
             done(flow.finish(ts, &mut stats), Release::CaptureEnd);
         }
         stats
