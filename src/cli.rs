@@ -505,9 +505,10 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
     let mut lines = JsonLines::open(args.output.jsonl.as_deref(), Arc::clone(&stop))?;
     let mut write_lines = |d| lines.write(d);
     let watch = reads_a_pipe || args.output.jsonl.is_some();
+    let threads = threads_for(args);
     let hooks = Hooks {
         spool_memory: None,
-        threads: threads_for(args),
+        threads,
         stop: watch.then_some(&*stop),
         decided: args
             .output
@@ -515,7 +516,8 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode, Error> {
             .is_some()
             .then_some(&mut write_lines as OnDecided<'_>),
     };
-    let (summary, warnings) = analyze_files_with(&args.files, settings.clone(), limits, hooks)?;
+    let (mut summary, warnings) = analyze_files_with(&args.files, settings.clone(), limits, hooks)?;
+    summary.json_threads = threads;
     // `--jsonl - | head`: the reader took what it wanted; a summary of part
     // of the capture would pass for all of it.
     if lines.reader_gone() {

@@ -25,15 +25,20 @@ fn wsclose(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// The JSON summary and the tables of `files` with `threads`.
-fn outputs(files: &[&str], threads: &str) -> (Vec<u8>, Vec<u8>) {
+/// The JSON summary (indented, and compact: its connections are encoded
+/// by several threads), and the tables of `files` with `threads`.
+fn outputs(files: &[&str], threads: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let run = |extra: &[&str]| {
         let mut args = vec!["analyze", "--threads", threads];
         args.extend(files);
         args.extend(extra);
         wsclose(&args)
     };
-    (run(&["--json", "-", "--pretty"]), run(&["--all"]))
+    (
+        run(&["--json", "-", "--pretty"]),
+        run(&["--json", "-"]),
+        run(&["--all"]),
+    )
 }
 
 fn assert_same_with_threads(files: &[&str], threads: &[&str]) -> serde_json::Value {
@@ -41,7 +46,11 @@ fn assert_same_with_threads(files: &[&str], threads: &[&str]) -> serde_json::Val
     for t in threads {
         let n = outputs(files, t);
         assert!(one.0 == n.0, "{files:?}: JSON differs with --threads {t}");
-        assert!(one.1 == n.1, "{files:?}: tables differ with --threads {t}");
+        assert!(
+            one.1 == n.1,
+            "{files:?}: compact JSON differs with --threads {t}"
+        );
+        assert!(one.2 == n.2, "{files:?}: tables differ with --threads {t}");
     }
     serde_json::from_slice(&one.0).expect("JSON")
 }

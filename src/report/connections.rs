@@ -191,7 +191,7 @@ impl Connections {
     }
 
     /// The `i`th connection (0-based), decoded, with its id.
-    fn read(&self, i: usize) -> Result<ConnectionReport, Error> {
+    pub(super) fn read(&self, i: usize) -> Result<ConnectionReport, Error> {
         let e = self.index[i];
         let spool: &[u8] = match &self.spool {
             Spool::Memory(m) => m,

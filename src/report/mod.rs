@@ -18,6 +18,7 @@ mod diagnoses;
 mod findings;
 pub mod html;
 pub mod human;
+mod json;
 pub(crate) mod jsonl;
 mod tables;
 
@@ -193,6 +194,10 @@ pub struct Summary {
     pub connections: Connections,
     pub analysis: AnalysisStats,
     pub limits: LimitsOut,
+    /// Threads that may encode the connections' JSON (`--threads`; 1
+    /// unless set): the bytes written do not depend on them.
+    #[serde(skip)]
+    pub json_threads: usize,
 }
 
 impl Summary {
@@ -218,6 +223,7 @@ impl Summary {
             connections: collected.connections,
             analysis,
             limits,
+            json_threads: 1,
         }
     }
 
@@ -257,6 +263,8 @@ impl Summary {
     pub fn write_json(&self, out: &mut impl Write, pretty: bool) -> io::Result<()> {
         if pretty {
             serde_json::to_writer_pretty(&mut *out, self)?;
+        } else if self.json_threads > 1 && self.connections.len() > json::CHUNK {
+            json::write_compact(self, out, self.json_threads)?;
         } else {
             serde_json::to_writer(&mut *out, self)?;
         }
