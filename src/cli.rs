@@ -124,8 +124,9 @@ pub(crate) struct AnalyzeArgs {
     #[arg(long, value_name = "ID")]
     pub connection: Vec<u64>,
     /// Analysis threads: with N above 1 packets are shared out by
-    /// connection among N flow tables, one on the reading thread, with the
-    /// same output as one thread (see the README). Default: one per core
+    /// connection among N flow tables, one on the reading thread, and the
+    /// compact JSON's connections encoded by N threads, with the same
+    /// output as one thread (see the README). Default: one per core
     /// (at most 8) for files, 1 for a pipe and with --jsonl (which takes no
     /// other).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
