@@ -284,8 +284,9 @@ fn evidence_for_the_diagnoses() {
 /// order is `repr(C)`'s, kept by this test when fields are added).
 #[test]
 fn what_frames_touch_comes_first() {
+    use super::FrameCounts;
     use super::tracker::DirFacts;
-    use std::mem::offset_of;
+    use std::mem::{offset_of, size_of};
     assert!(offset_of!(Tracker, dirs) < 64);
     assert!(offset_of!(Tracker, first_close) < offset_of!(Tracker, dirs));
     assert!(offset_of!(Tracker, seen) > offset_of!(Tracker, dirs));
@@ -294,22 +295,25 @@ fn what_frames_touch_comes_first() {
     // was sent: the first two cache lines of a direction.
     assert!(offset_of!(DirFacts, close) + 8 <= 128);
     assert!(offset_of!(DirFacts, pings) > offset_of!(DirFacts, close));
-    assert!(std::mem::size_of::<DirFacts>() <= 144);
+    assert!(size_of::<DirFacts>() <= 144);
     // What is prefetched for a packet covers those fields, within the
     // tracker.
     for dir in [Dir::A, Dir::B] {
         let ranges = Tracker::frame_fields(dir);
         let covered =
             |at: usize, len: usize| ranges.iter().any(|&(s, n)| s <= at && at + len <= s + n);
-        let facts = offset_of!(Tracker, dirs) + dir.idx() * std::mem::size_of::<DirFacts>();
-        assert!(covered(offset_of!(Tracker, last_frame), 16));
-        assert!(covered(offset_of!(Tracker, first_close), 16));
-        assert!(covered(facts + offset_of!(DirFacts, frames), 56));
-        assert!(covered(facts + offset_of!(DirFacts, close), 8));
-        assert!(
-            ranges
-                .iter()
-                .all(|&(s, n)| s + n <= std::mem::size_of::<Tracker>())
-        );
+        let facts = offset_of!(Tracker, dirs) + dir.idx() * size_of::<DirFacts>();
+        let (last, first) = (size_of::<Option<Ts>>(), size_of::<Option<(Dir, Ts)>>());
+        assert!(covered(offset_of!(Tracker, last_frame), last));
+        assert!(covered(offset_of!(Tracker, first_close), first));
+        assert!(covered(
+            facts + offset_of!(DirFacts, frames),
+            size_of::<FrameCounts>()
+        ));
+        assert!(covered(
+            facts + offset_of!(DirFacts, close),
+            size_of::<usize>()
+        ));
+        assert!(ranges.iter().all(|&(s, n)| s + n <= size_of::<Tracker>()));
     }
 }

@@ -174,7 +174,7 @@ impl Tracker {
     /// Where what a frame of `dir` reads or writes lies in a `Tracker`
     /// (offset, length): the fields ahead of the directions' facts, and the
     /// direction's up to its pings (see `DirFacts`), for prefetching.
-    pub fn frame_fields(dir: Dir) -> [(usize, usize); 2] {
+    pub(crate) fn frame_fields(dir: Dir) -> [(usize, usize); 2] {
         let facts = offset_of!(Tracker, dirs) + dir.idx() * size_of::<DirFacts>();
         [
             (0, offset_of!(Tracker, dirs)),

@@ -336,11 +336,11 @@ impl<S: StreamSink> FlowTable<S> {
             self.make_room(hash, &key, ts, done);
         }
         // Flows that ended linger untouched: they do not count.
-        let prefetch = self.map.len().saturating_sub(self.ended.len()) >= PREFETCH_FROM;
+        let fetch_ahead = self.map.len().saturating_sub(self.ended.len()) >= PREFETCH_FROM;
         let entry: &mut Entry<S> = match self.map.find_entry(hash, |e| e.key == key) {
             Ok(e) => {
                 let entry = e.into_mut();
-                if prefetch {
+                if fetch_ahead {
                     entry.prefetch(dir);
                 }
                 let flow = &mut *entry.flow;

@@ -146,8 +146,9 @@ mod tests {
     use crate::pipeline::{Hooks, analyze_files_with};
     use crate::reassembly::Limits;
 
-    /// The summary's bytes whatever the threads and the chunks, short last
-    /// chunk and empty list included, from memory and from the file.
+    /// The summary's bytes whatever the threads and the chunks, a short
+    /// last chunk and a single connection included, from memory and from
+    /// the file; no connection, nothing between the brackets.
     #[test]
     fn the_same_bytes_as_one_encoding_of_the_whole() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
@@ -172,5 +173,8 @@ mod tests {
                 }
             }
         }
+        let mut out = Vec::new();
+        write_connections(&Connections::default(), &mut out, 3, 2).expect("json");
+        assert!(out.is_empty());
     }
 }

@@ -942,18 +942,14 @@ impl Drop for TempFile {
 /// returned guard is dropped (and, with `WSCLOSE_KEEP_CAPTURES=DIR`, a copy
 /// to `DIR/<name>.<ext>` that stays).
 pub fn write_file(name: &str, ext: &str, bytes: &[u8]) -> TempFile {
-    let n = FILE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "wsclose-test-{}-{n}-{name}.{ext}",
-        std::process::id()
-    ));
+    let path = TempFile::named(&format!("{name}.{ext}"));
     std::fs::write(&path, bytes).expect("write capture");
     if let Some(dir) = std::env::var_os("WSCLOSE_KEEP_CAPTURES") {
         let dir = PathBuf::from(dir);
         std::fs::create_dir_all(&dir).expect("create WSCLOSE_KEEP_CAPTURES dir");
         std::fs::write(dir.join(format!("{name}.{ext}")), bytes).expect("keep capture");
     }
-    TempFile(path)
+    path
 }
 
 // ---------------------------------------------------------------------------
