@@ -71,14 +71,34 @@ impl Utf8 {
         // to, the validator would call it an error and search again for
         // where the valid text ends.
         let whole = whole_characters(data);
-        simdutf8::basic::from_utf8(&data[..whole]).is_ok()
-            && data[whole..].iter().all(|&b| self.push(b))
+        valid(&data[..whole]) && data[whole..].iter().all(|&b| self.push(b))
     }
 
     /// Whether the text ends on a character boundary.
     pub fn complete(&self) -> bool {
         self.need == 0
     }
+}
+
+/// Bytes of one vector block of the validator: below it, simdutf8 hands
+/// the text to std's validator, which goes byte by byte through non-ASCII.
+const BLOCK: usize = 64;
+
+/// Whether `data` (cut after its last whole character, or invalid anyway)
+/// is valid UTF-8. Short non-ASCII text, the usual piece of a small
+/// segment, is padded with zeros to one block for the vector path: ASCII
+/// after the text can neither complete a character nor mend an error, so
+/// the padded block is valid exactly when the text is.
+fn valid(data: &[u8]) -> bool {
+    if data.len() >= BLOCK {
+        return simdutf8::basic::from_utf8(data).is_ok();
+    }
+    if data.is_ascii() {
+        return true;
+    }
+    let mut block = [0u8; BLOCK];
+    block[..data.len()].copy_from_slice(data);
+    simdutf8::basic::from_utf8(&block).is_ok()
 }
 
 /// The length of `data` without a character it starts but does not end

@@ -352,17 +352,23 @@ pub fn cut(text: &str, max: usize) -> String {
 pub fn wrap(first: &str, indent: &str, text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = first.to_string();
+    // The line's width, kept as it grows: measuring it again for every
+    // word made a long message quadratic.
+    let mut lw = display_width(first);
     let mut empty = first.is_empty() || first.ends_with(' ');
     for word in text.split(' ').filter(|w| !w.is_empty()) {
-        let (lw, ww) = (display_width(&line), display_width(word));
+        let ww = display_width(word);
         if !empty && lw + 1 + ww > width {
             lines.push(std::mem::replace(&mut line, indent.to_string()));
+            lw = display_width(indent);
             empty = indent.is_empty() || indent.ends_with(' ');
         }
         if !empty {
             line.push(' ');
+            lw += 1;
         }
         line.push_str(word);
+        lw += ww;
         empty = false;
     }
     if !empty || (lines.is_empty() && !line.trim().is_empty()) {
@@ -395,6 +401,29 @@ mod tests {
         let l = wrap("", "  ", "aaa bbb 127.0.0.1:18780 ccc", 18);
         assert_eq!(l, ["aaa bbb", "  127.0.0.1:18780", "  ccc"]);
         assert!(wrap("", "", "", 10).is_empty());
+    }
+
+    /// Colour codes take no width, on the first line and the next ones,
+    /// and a lead-in counts on the first: the same breaks as plain text.
+    #[test]
+    fn wraps_coloured_words_as_plain_ones() {
+        let words: Vec<String> = (0..40).map(|i| "w".repeat(1 + i % 7)).collect();
+        let plain = words.join(" ");
+        let red: Vec<String> = words
+            .iter()
+            .map(|w| format!("\x1b[31m{w}\x1b[0m"))
+            .collect();
+        for width in [8, 13, 30, 79] {
+            let a = wrap("lead: ", "    ", &plain, width);
+            let b = wrap("lead: ", "    ", &red.join(" "), width);
+            assert_eq!(a.len(), b.len(), "width {width}");
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(display_width(x), display_width(y), "width {width}");
+                // A word longer than what is left is alone on its line.
+                let fits = display_width(x) <= width || !x.trim().contains(' ');
+                assert!(fits, "{x:?} wider than {width}");
+            }
+        }
     }
 
     #[test]
