@@ -2,8 +2,9 @@
 //! and N - 1 on threads of their own. The reader decodes each packet and
 //! finds its flow's share (by a symmetric hash of its 4-tuple: both
 //! directions go to the same analyzer); a packet of its own share it
-//! analyses at once, another it copies into a batch for the thread that
-//! owns the flow. Each analyzer hands back the connections it decides. The
+//! analyses at once, of another it copies the decoded TCP header and the
+//! payload into a batch for the thread that owns the flow (decoded once,
+//! the headers' bytes left behind). Each analyzer hands back the connections it decides. The
 //! reader's share is smaller by what reading costs, so that the threads
 //! finish together.
 //!
@@ -24,13 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread;
 
-use pcap_parser::Linktype;
-
 use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats};
 use crate::capture::Merged;
 use crate::close::{ConnectionReport, Settings};
-use crate::decode::{self, Endpoint};
+use crate::decode::{self, Endpoint, TcpSegment};
 use crate::error::Error;
 use crate::reassembly::{Limits, PURGE_EVERY, symmetric_hash};
 use crate::report::Collector;
@@ -50,11 +49,12 @@ const QUEUE: usize = 4;
 /// One entry of a batch.
 #[derive(Clone, Copy)]
 enum Item {
-    /// A packet holding a TCP segment: its bytes are `data[start..end]`,
-    /// `index` its number among the capture's TCP segments.
+    /// A TCP segment as the reader decoded it, without its payload,
+    /// which is `data[start..end]`; `index` its number among the
+    /// capture's TCP segments.
     Packet {
         ts: Ts,
-        linktype: Linktype,
+        seg: TcpSegment<'static>,
         start: usize,
         end: usize,
         index: u64,
@@ -139,16 +139,17 @@ impl Worker {
             match *item {
                 Item::Packet {
                     ts,
-                    linktype,
+                    seg,
                     start,
                     end,
                     index,
                 } => {
-                    // The reader decoded it already: a TCP segment.
-                    if let Ok(seg) = decode::decode(linktype, &b.data[start..end]) {
-                        self.analyzer.packet_numbered(ts, &seg, index);
-                        self.step(2 * index + 1, true);
-                    }
+                    let seg = TcpSegment {
+                        payload: &b.data[start..end],
+                        ..seg
+                    };
+                    self.analyzer.packet_numbered(ts, &seg, index);
+                    self.step(2 * index + 1, true);
                 }
                 Item::Purge { ts, index } => {
                     self.analyzer.purge(ts);
@@ -498,10 +499,13 @@ fn read(
         let w = (bucket - r.own) % n;
         let b = &mut r.filling[w];
         let start = b.data.len();
-        b.data.extend_from_slice(pkt.data);
+        b.data.extend_from_slice(seg.payload);
         b.items.push(Item::Packet {
             ts: pkt.ts,
-            linktype: pkt.linktype,
+            seg: TcpSegment {
+                payload: &[],
+                ..seg
+            },
             start,
             end: b.data.len(),
             index,
