@@ -153,7 +153,7 @@ pub fn decode(lt: Linktype, data: &[u8]) -> Result<TcpSegment<'_>, Skip> {
 
 /// Ethernet II (no VLAN tag), SLL and SLL2, raw IP: the IP packet, when its
 /// EtherType says IPv4 or IPv6. `None` sends the frame to the lax path.
-#[inline]
+#[inline(always)]
 fn fast(lt: Linktype, data: &[u8]) -> Option<TcpSegment<'_>> {
     let ip = match lt.0 {
         1 if ip_ether_type(be16(data, 12)?) => data.get(14..)?,
@@ -203,7 +203,7 @@ fn sll_ip(data: &[u8], arphrd_at: usize, proto_at: usize, len: usize) -> Option<
 /// inside the capture and no fragmentation, or IPv6 with TCP as its next
 /// header (no extension headers) and a payload length inside the capture.
 /// The payload ends where the IP length says (Ethernet padding dropped).
-#[inline]
+#[inline(always)]
 fn fast_ip(ip: &[u8]) -> Option<TcpSegment<'_>> {
     let (src, dst, ttl, l4) = match ip.first()? >> 4 {
         4 => {

@@ -104,7 +104,10 @@ struct Current {
 
 /// What the record at the start of a reader's window is.
 enum Step {
-    Packet(Current),
+    /// A packet, written to the reader's current packet by the parser:
+    /// carried out in the step, it was built field by field and then
+    /// copied in wide words, a store-forwarding stall on every packet.
+    Packet,
     /// A block that is no packet (section header, interface, statistics):
     /// its length.
     Skip(usize),

@@ -67,7 +67,7 @@ impl Pcap {
     /// checked before pcap-parser sees it, so a corrupt length is reported
     /// as such rather than waited for (or allocated).
     #[inline]
-    pub(super) fn parse(&self, w: &[u8]) -> Step {
+    pub(super) fn parse(&self, w: &[u8], cur: &mut Option<Current>) -> Step {
         if w.len() >= 16
             && let (Some(frac), Some(caplen)) =
                 (u32_at(w, 4, self.big_endian), u32_at(w, 8, self.big_endian))
@@ -95,13 +95,14 @@ impl Pcap {
                 };
                 let ts = Ts(i64::from(b.ts_sec) * 1_000_000_000 + frac);
                 let record_len = w.len() - rest.len();
-                Step::Packet(Current {
+                *cur = Some(Current {
                     ts,
                     linktype: self.linktype,
                     data_at: record_len - b.data.len(),
                     data_len: b.data.len(),
                     record_len,
-                })
+                });
+                Step::Packet
             }
             Err(nom::Err::Incomplete(n)) => Step::NeedMore(needed(n)),
             Err(_) => Step::Corrupt("unreadable pcap record".into()),

@@ -58,7 +58,13 @@ impl PcapNg {
     /// The block at the start of `w`. Section headers and interface
     /// descriptions update the state (new link types go to `link_types`);
     /// a simple packet block, which has no time, takes `last_ts`.
-    pub(super) fn parse(&mut self, w: &[u8], last_ts: Ts, link_types: &mut Vec<Linktype>) -> Step {
+    pub(super) fn parse(
+        &mut self,
+        w: &[u8],
+        last_ts: Ts,
+        link_types: &mut Vec<Linktype>,
+        cur: &mut Option<Current>,
+    ) -> Step {
         let is_shb = w.len() >= 4 && w[..4] == SHB_MAGIC;
         if w.len() >= 8 {
             // A section header's byte order is in its bytes 8..12: until
@@ -83,7 +89,10 @@ impl PcapNg {
             parse_block_le(w)
         };
         match res {
-            Ok((rest, block)) => self.block(w, w.len() - rest.len(), block, last_ts, link_types),
+            Ok((rest, block)) => {
+                let record_len = w.len() - rest.len();
+                self.block(w, record_len, block, last_ts, link_types, cur)
+            }
             Err(nom::Err::Incomplete(n)) => Step::NeedMore(needed(n)),
             Err(e) => Step::Corrupt(format!("unreadable pcapng block ({})", describe(&e))),
         }
@@ -97,6 +106,7 @@ impl PcapNg {
         block: Block<'_>,
         last_ts: Ts,
         link_types: &mut Vec<Linktype>,
+        cur: &mut Option<Current>,
     ) -> Step {
         let base = w.as_ptr() as usize;
         match block {
@@ -122,25 +132,27 @@ impl PcapNg {
                     return Step::Corrupt(format!("packet of undeclared interface {}", epb.if_id));
                 };
                 let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                Step::Packet(Current {
+                *cur = Some(Current {
                     ts: Ts(ts_from_units(units, iface.resolution, iface.offset_s)),
                     linktype: iface.linktype,
                     data_at: epb.data.as_ptr() as usize - base,
                     data_len: (epb.caplen as usize).min(epb.data.len()),
                     record_len,
-                })
+                });
+                Step::Packet
             }
             Block::SimplePacket(spb) => {
                 let Some(iface) = self.ifaces.first().copied() else {
                     return Step::Corrupt("packet before any interface".into());
                 };
-                Step::Packet(Current {
+                *cur = Some(Current {
                     ts: last_ts,
                     linktype: iface.linktype,
                     data_at: spb.data.as_ptr() as usize - base,
                     data_len: (spb.origlen as usize).min(spb.data.len()),
                     record_len,
-                })
+                });
+                Step::Packet
             }
             Block::DecryptionSecrets(dsb) if dsb.secrets_type == SecretsType::TlsKeyLog => {
                 let len = (dsb.secrets_len as usize).min(dsb.data.len());

@@ -121,10 +121,11 @@ impl FileReader {
         }
         loop {
             match self.parse_next() {
-                Step::Packet(c) => {
-                    self.last_ts = c.ts;
-                    self.stats.counts.record(c.ts, c.data_len);
-                    self.cur = Some(c);
+                Step::Packet => {
+                    if let Some(c) = &self.cur {
+                        self.last_ts = c.ts;
+                        self.stats.counts.record(c.ts, c.data_len);
+                    }
                     return Ok(true);
                 }
                 Step::Skip(n) => self.src.consume(n),
@@ -200,8 +201,10 @@ impl FileReader {
             };
         }
         match &mut self.format {
-            Format::Pcap(p) => p.parse(w),
-            Format::PcapNg(p) => p.parse(w, self.last_ts, &mut self.stats.link_types),
+            Format::Pcap(p) => p.parse(w, &mut self.cur),
+            Format::PcapNg(p) => {
+                p.parse(w, self.last_ts, &mut self.stats.link_types, &mut self.cur)
+            }
         }
     }
 }

@@ -467,10 +467,13 @@ fn read(
             break;
         };
         last = Some(last.map_or(pkt.ts, |l| l.max(pkt.ts)));
-        let seg = match decode::decode(pkt.linktype, pkt.data) {
+        // By reference: the segment stays where it was decoded (see
+        // `pipeline::feed`).
+        let decoded = decode::decode(pkt.linktype, pkt.data);
+        let seg = match &decoded {
             Ok(seg) => seg,
             Err(skip) => {
-                counts.skipped(skip == decode::Skip::NotTcp);
+                counts.skipped(*skip == decode::Skip::NotTcp);
                 continue;
             }
         };
@@ -490,7 +493,7 @@ fn read(
         }
         let bucket = bucket_of(&seg.src, &seg.dst);
         if bucket < r.own {
-            r.inline.analyzer.packet_numbered(pkt.ts, &seg, index);
+            r.inline.analyzer.packet_numbered(pkt.ts, seg, index);
             r.inline.step(2 * index + 1, true);
             r.clock = 2 * index + 1;
             if index % COLLECT_EVERY == 0 {
@@ -506,7 +509,7 @@ fn read(
             ts: pkt.ts,
             seg: TcpSegment {
                 payload: &[],
-                ..seg
+                ..*seg
             },
             start,
             end: b.data.len(),
