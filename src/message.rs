@@ -223,19 +223,23 @@ impl Messages {
 
     /// The frame is complete: what it said about its message.
     pub fn end(&mut self, h: &FrameHeader) -> MsgNotes {
+        // Taken first and finished as a local: finished in place, the
+        // notes were copied out right after their fields were stored, a
+        // store-forwarding stall on every frame.
+        let mut notes = std::mem::take(&mut self.notes);
         if h.is_data() && h.fin {
             if self.msg == Msg::Text && !self.bad && !self.utf8.complete() {
                 self.bad = true;
-                self.notes.invalid_utf8 = true;
+                notes.invalid_utf8 = true;
             }
             // Only a message whose start was seen has a length (not one
             // joined midway, nor an orphan continuation).
             if matches!(self.msg, Msg::Text | Msg::Opaque) {
-                self.notes.message_len = Some(self.len);
+                notes.message_len = Some(self.len);
             }
             self.msg = Msg::Idle;
         }
-        std::mem::take(&mut self.notes)
+        notes
     }
 
     /// Bytes were lost: the message in progress can no longer be judged

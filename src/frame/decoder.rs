@@ -109,20 +109,23 @@ impl FrameDecoder {
                 State::Header => {
                     // A header is parsed in place; only one split across
                     // segments goes through the 14-byte buffer.
+                    // Each parse starts its frame in its own branch: a
+                    // header merged from both would be built in memory
+                    // byte by byte and copied out in wide words, a
+                    // store-forwarding stall on every frame.
                     let have = self.hdr_len as usize;
                     let parsed = if have == 0 {
-                        parse_header(data).map(|(_, h)| h)
+                        parse_header(data).map(|(_, h)| self.begin(h, 0))
                     } else {
                         let add = (MAX_HEADER_LEN - have).min(data.len());
                         self.hdr_buf[have..have + add].copy_from_slice(&data[..add]);
-                        parse_header(&self.hdr_buf[..have + add]).map(|(_, h)| h)
+                        match parse_header(&self.hdr_buf[..have + add]) {
+                            Ok((_, h)) => Ok(self.begin(h, have)),
+                            Err(e) => Err(e),
+                        }
                     };
                     match parsed {
-                        Ok(h) => {
-                            // Bytes of this segment the header took.
-                            let used = h.header_len as usize - have;
-                            self.hdr_len = 0;
-                            self.start_frame(h);
+                        Ok(used) => {
                             data = &data[used..];
                             if self.remaining == 0 {
                                 self.finish_frame(on_event);
@@ -186,6 +189,15 @@ impl FrameDecoder {
                 false
             }
         }
+    }
+
+    /// A header parsed, `have` of its bytes from earlier segments: starts
+    /// its frame; returns the bytes of this segment it took.
+    #[inline(always)]
+    fn begin(&mut self, h: FrameHeader, have: usize) -> usize {
+        self.hdr_len = 0;
+        self.start_frame(h);
+        h.header_len as usize - have
     }
 
     fn start_frame(&mut self, h: FrameHeader) {

@@ -85,6 +85,7 @@ pub enum HeaderError {
 ///
 /// A 64-bit length with the top bit set is a `Failure`, since no amount of
 /// further input makes it a frame.
+#[inline(always)]
 pub fn parse_header(input: &[u8]) -> IResult<&[u8], FrameHeader> {
     let start_len = input.len();
     let (i, b0) = be_u8(input)?;
