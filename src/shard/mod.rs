@@ -522,3 +522,19 @@ fn read(
     }
     Ok(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's bound on packets on their way to another thread: a
+    /// batch's entries (at most `BATCH_PACKETS`) take at most 128 bytes
+    /// each besides the payload's bytes.
+    #[test]
+    fn batch_entries_stay_small() {
+        let size = std::mem::size_of::<Item>();
+        println!("Item: {size} bytes");
+        assert!(size <= 128, "Item is {size} bytes");
+        assert_eq!(BATCH_PACKETS * 128, 256 << 10);
+    }
+}
