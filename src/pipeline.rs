@@ -32,11 +32,16 @@ pub fn tcp_segment<'p>(
     match decode::decode(pkt.linktype, pkt.data) {
         Ok(seg) => Some(seg),
         Err(skip) => {
-            analyzer.note_time(pkt.ts);
-            counts.skipped(skip == Skip::NotTcp);
+            skipped(analyzer, pkt.ts, counts, skip);
             None
         }
     }
+}
+
+/// A packet that gave no TCP segment: counted, and the clock moved.
+fn skipped(analyzer: &mut Analyzer, ts: Ts, counts: &mut PacketCounts, skip: Skip) {
+    analyzer.note_time(ts);
+    counts.skipped(skip == Skip::NotTcp);
 }
 
 /// One captured packet into the analysis: decoded, and its segment fed to
@@ -48,10 +53,7 @@ pub fn feed(analyzer: &mut Analyzer, pkt: Packet<'_>, counts: &mut PacketCounts)
     // byte, a store-forwarding stall on every packet.
     match &decode::decode(pkt.linktype, pkt.data) {
         Ok(seg) => analyzer.packet(pkt.ts, seg),
-        Err(skip) => {
-            analyzer.note_time(pkt.ts);
-            counts.skipped(*skip == Skip::NotTcp);
-        }
+        Err(skip) => skipped(analyzer, pkt.ts, counts, *skip),
     }
 }
 

@@ -4,9 +4,9 @@
 //! directions go to the same analyzer); a packet of its own share it
 //! analyses at once, of another it copies the decoded TCP header and the
 //! payload into a batch for the thread that owns the flow (decoded once,
-//! the headers' bytes left behind). Each analyzer hands back the connections it decides. The
-//! reader's share is smaller by what reading costs, so that the threads
-//! finish together.
+//! the headers' bytes left behind). Each analyzer hands back the
+//! connections it decides. The reader's share is smaller by what reading
+//! costs, so that the threads finish together.
 //!
 //! What one analyzer would do across flows happens at the same points, so
 //! that the output is the same as with one thread: connections are ordered
@@ -533,7 +533,6 @@ mod tests {
     #[test]
     fn batch_entries_stay_small() {
         let size = std::mem::size_of::<Item>();
-        println!("Item: {size} bytes");
         assert!(size <= 128, "Item is {size} bytes");
         assert_eq!(BATCH_PACKETS * 128, 256 << 10);
     }

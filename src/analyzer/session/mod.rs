@@ -527,7 +527,6 @@ mod size_tests {
     fn non_websocket_flow_state_is_small() {
         use std::mem::size_of;
         let flow = size_of::<crate::reassembly::Flow<super::Session>>();
-        eprintln!("Flow<Session> {flow} B");
         assert!(flow <= 400, "Flow<Session> is {flow} bytes");
         assert!(size_of::<super::Session>() <= 160);
     }
