@@ -179,11 +179,13 @@ fn worker_limits(limits: Limits, n: usize) -> Limits {
 const BUCKETS: usize = 64;
 
 /// What reading a packet for another thread (decoding, copying, handing
-/// over) costs against analysing it: with 2 threads on 2 cores, 0.4 and 0.5
-/// gave the shortest runs on the generated captures, 0.2 and 0.3 up to 10 %
-/// longer ones (0: 10 to 60 % longer). The reading thread also takes the
-/// page faults of the capture's first touch.
-const READ_COST: f64 = 0.4;
+/// over) costs against analysing it; the reading thread also takes the
+/// page faults of the capture's first touch, and files every decided
+/// connection. With 2 threads on 2 cores, in paired runs on the generated
+/// captures, 0.5 and 0.6 gave the shortest runs, 0.4 runs up to 10 %
+/// longer (and 0.2 and 0.3 longer still before the workers dropped their
+/// own reports; 0: 10 to 60 % longer).
+const READ_COST: f64 = 0.5;
 
 /// The buckets the reading thread analyses itself, of [`BUCKETS`], with
 /// `threads` in all: its share less what reading costs it.
