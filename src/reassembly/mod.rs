@@ -231,6 +231,9 @@ pub struct FlowTable<S> {
     /// the one that ended): released after `linger` from here rather than
     /// found by a scan of the whole table.
     ended: VecDeque<(Tuple, u64, Ts)>,
+    /// The queue's end times never decrease from front to back: a purge
+    /// then releases from the front and stops at the first flow not due.
+    ended_in_order: bool,
     hasher: foldhash::fast::RandomState,
     evicted: Evicted,
     limits: Limits,
@@ -277,6 +280,7 @@ impl<S: StreamSink> FlowTable<S> {
         FlowTable {
             map: HashTable::new(),
             ended: VecDeque::new(),
+            ended_in_order: true,
             hasher: foldhash::fast::RandomState::default(),
             evicted: Evicted::new(limits.max_flows),
             limits,
@@ -406,6 +410,9 @@ impl<S: StreamSink> FlowTable<S> {
             flow.ended_at = Some(ts);
             flow.drop_buffers();
             charge(flow, total);
+            if self.ended.back().is_some_and(|&(_, _, last)| ts < last) {
+                self.ended_in_order = false;
+            }
             self.ended.push_back((key, flow.id, ts));
         }
         Some((&mut flow.sink, ended_now))
@@ -462,31 +469,47 @@ impl<S: StreamSink> FlowTable<S> {
     }
 
     /// Hands back the sinks of flows that ended more than `limits.linger`
-    /// ago, in the order they ended, and forgets them. Only the queue of
-    /// ended flows is walked, all of it: capture time may run backwards, so
-    /// one not yet due may stand before one that is.
+    /// ago, in the order they ended, and forgets them. While the queue is
+    /// in end-time order only its due front is touched; once capture time
+    /// ran backwards (one not yet due may stand before one that is) all of
+    /// it is walked, until it is in order again.
     pub fn purge_now(&mut self, now: Ts, done: &mut impl FnMut(S, Release)) {
         let linger = self.limits.linger;
         let FlowTable {
             map,
             ended,
+            ended_in_order,
             hasher,
             buffered_total,
             ..
         } = self;
-        ended.retain(|&(key, id, at)| {
-            if now.saturating_sub(at) < linger {
-                return true;
-            }
-            let hash = hasher.hash_one(key);
+        let due = |at: Ts| now.saturating_sub(at) >= linger;
+        let mut release = |key: Tuple, id: u64| {
             // Gone (evicted) or another connection on the 4-tuple since.
-            if let Ok(e) = map.find_entry(hash, |e| e.key == key && e.flow.id == id) {
+            if let Ok(e) = map.find_entry(hasher.hash_one(key), |e| e.key == key && e.flow.id == id)
+            {
                 let (Entry { flow, .. }, _) = e.remove();
                 *buffered_total -= flow.charged;
                 done(flow.sink, Release::Ended);
             }
-            false
-        });
+        };
+        if *ended_in_order {
+            while let Some(&(key, id, at)) = ended.front()
+                && due(at)
+            {
+                ended.pop_front();
+                release(key, id);
+            }
+        } else {
+            ended.retain(|&(key, id, at)| {
+                if !due(at) {
+                    return true;
+                }
+                release(key, id);
+                false
+            });
+            *ended_in_order = in_order(ended);
+        }
         give_back(ended);
     }
 
@@ -598,6 +621,11 @@ fn settle<S: StreamSink>(
 
 /// A flood of short flows grew the queue of ended flows; once it has been
 /// released or compacted, its memory goes back (a `VecDeque` keeps it).
+/// Whether the queue's end times never decrease from front to back.
+fn in_order(q: &VecDeque<(Tuple, u64, Ts)>) -> bool {
+    q.iter().zip(q.iter().skip(1)).all(|(a, b)| a.2 <= b.2)
+}
+
 fn give_back<T>(q: &mut VecDeque<T>) {
     if q.capacity() > 4 * q.len() + 1024 {
         q.shrink_to(2 * q.len() + 64);

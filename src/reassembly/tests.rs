@@ -458,3 +458,46 @@ fn purges_release_ended_flows_after_their_linger() {
         assert_eq!(released, [Release::Ended], "auto {auto}");
     }
 }
+
+/// Capture time that runs backwards puts a flow that ended earlier behind
+/// one that ended later: a purge still releases every flow that is due,
+/// wherever it stands in the queue, and the one not yet due stays until it
+/// is.
+#[test]
+fn purges_release_due_flows_behind_ones_not_yet_due() {
+    let linger = Limits::default().linger.0;
+    let t0 = 1_000_000_000_000;
+    let mut table = FlowTable::<Rec>::new(Limits::default()).without_auto_purge();
+    let mut released: Vec<Release> = Vec::new();
+    let port = |p| Endpoint { port: p, ..C };
+    // Ends at t0 + 10 s, then (time ran backwards) at t0, then at t0 + 1 s.
+    feed(
+        &mut table,
+        &mut released,
+        t0 + 10_000_000_000,
+        bare(port(1), S, 1, true),
+    );
+    feed(&mut table, &mut released, t0, bare(port(2), S, 1, true));
+    feed(
+        &mut table,
+        &mut released,
+        t0 + 1_000_000_000,
+        bare(port(3), S, 1, true),
+    );
+    assert!(!table.ended_in_order);
+    table.purge_now(Ts(t0 + linger), &mut |_, why| released.push(why));
+    assert_eq!(released, [Release::Ended], "only the flow that ended at t0");
+    assert_eq!(table.len(), 2);
+    // What is left (t0 + 10 s, t0 + 1 s) is still out of order.
+    assert!(!table.ended_in_order);
+    table.purge_now(Ts(t0 + linger + 1_000_000_000), &mut |_, why| {
+        released.push(why)
+    });
+    assert_eq!(released.len(), 2, "the flow behind the one not yet due");
+    assert!(table.ended_in_order, "one flow left: in order again");
+    table.purge_now(Ts(t0 + linger + 10_000_000_000), &mut |_, why| {
+        released.push(why)
+    });
+    assert_eq!(released.len(), 3);
+    assert!(table.is_empty());
+}
