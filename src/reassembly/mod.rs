@@ -265,8 +265,8 @@ pub struct Step {
 /// frees few sessions and the next flows reuse their memory while it is
 /// still in the cache: at 65,536 a purge freed thousands of sessions at
 /// once, and glibc's allocator then walked lists of cold chunks (a million
-/// short connections took 37 % more time). Each purge walks the queue of
-/// ended flows, at most `max_flows` entries.
+/// short connections took 37 % more time). A purge touches only the flows
+/// it releases (see [`FlowTable::purge_now`]).
 pub const PURGE_EVERY: u64 = 4096;
 
 /// Flows from which a packet's state is prefetched. A WebSocket flow's
@@ -619,13 +619,13 @@ fn settle<S: StreamSink>(
     settled
 }
 
-/// A flood of short flows grew the queue of ended flows; once it has been
-/// released or compacted, its memory goes back (a `VecDeque` keeps it).
 /// Whether the queue's end times never decrease from front to back.
 fn in_order(q: &VecDeque<(Tuple, u64, Ts)>) -> bool {
     q.iter().zip(q.iter().skip(1)).all(|(a, b)| a.2 <= b.2)
 }
 
+/// A flood of short flows grew the queue of ended flows; once it has been
+/// released or compacted, its memory goes back (a `VecDeque` keeps it).
 fn give_back<T>(q: &mut VecDeque<T>) {
     if q.capacity() > 4 * q.len() + 1024 {
         q.shrink_to(2 * q.len() + 64);
