@@ -54,6 +54,17 @@ impl Merged {
         self.readers[self.current?].current_mut()
     }
 
+    /// Every input's map, in input order (`None` for a pipe).
+    pub(crate) fn maps(&self) -> Vec<Option<std::sync::Arc<memmap2::Mmap>>> {
+        self.readers.iter().map(|r| r.map().cloned()).collect()
+    }
+
+    /// Which input the current packet comes from.
+    #[inline]
+    pub(crate) fn current_input(&self) -> Option<usize> {
+        self.current
+    }
+
     /// Whether some input holds key log text not yet taken (asked after
     /// every packet, so only a flag is looked at).
     #[inline]

@@ -46,6 +46,11 @@ impl FileReader {
         matches!(&self.format, Format::PcapNg(p) if !p.secrets.is_empty())
     }
 
+    /// The mapped file its packets lie in (`None` for a pipe).
+    pub(crate) fn map(&self) -> Option<&std::sync::Arc<memmap2::Mmap>> {
+        self.src.map()
+    }
+
     /// Opens `name` (`-` for stdin) and reads its file header.
     pub fn open(name: &str) -> Result<FileReader, Error> {
         Self::from_source(name, Source::open(name)?)

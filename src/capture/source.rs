@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
@@ -16,7 +16,9 @@ use crate::error::Error;
 const CHUNK: usize = 256 << 10;
 
 /// Bytes of a mapped file read before the pages behind them are handed
-/// back: RSS stays bounded whatever the file's size.
+/// back: RSS stays bounded whatever the file's size. Pages are handed back
+/// only once this far behind the read position: other threads still read
+/// the payloads of the last batches there (see `shard`).
 const RELEASE_EVERY: usize = 8 << 20;
 
 /// Page size assumed when the system does not say (or says nonsense).
@@ -53,7 +55,9 @@ pub(super) struct Source {
 
 enum Kind {
     Map {
-        map: Mmap,
+        /// Shared with the threads that analyse a sharded run's packets,
+        /// which read their payloads here rather than from copies.
+        map: Arc<Mmap>,
         /// The read position.
         pos: usize,
         /// Pages before this offset were handed back.
@@ -127,7 +131,7 @@ impl Source {
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(Source {
             kind: Kind::Map {
-                map,
+                map: Arc::new(map),
                 pos: 0,
                 released: 0,
                 release_refused: false,
@@ -192,6 +196,15 @@ impl Source {
         }
     }
 
+    /// The whole mapped file, for threads that read payloads in it
+    /// (`None` for a pipe or an empty file).
+    pub(super) fn map(&self) -> Option<&Arc<Mmap>> {
+        match &self.kind {
+            Kind::Map { map, .. } => Some(map),
+            _ => None,
+        }
+    }
+
     /// Whether a pipe may still deliver bytes beyond the window.
     pub(super) fn more_may_come(&self) -> bool {
         matches!(&self.kind, Kind::Stream { eof: false, .. })
@@ -209,8 +222,8 @@ impl Source {
                 release_refused,
             } => {
                 *pos += n;
-                if *pos - *released >= RELEASE_EVERY && !*release_refused {
-                    release_behind(map, *pos, released, release_refused);
+                if *pos - *released >= 2 * RELEASE_EVERY && !*release_refused {
+                    release_behind(map, *pos - RELEASE_EVERY, released, release_refused);
                 }
             }
             Kind::Empty => {}
@@ -271,10 +284,11 @@ fn release_behind(map: &Mmap, pos: usize, released: &mut usize, refused: &mut bo
     if upto <= *released {
         return;
     }
-    // SAFETY: a read-only shared file mapping; the pages released lie wholly
-    // before the read position, and no borrow of them is alive (the reader
-    // is borrowed mutably to consume, and packets borrow only the current
-    // record). Touching them again would just fault them back in.
+    // SAFETY: a read-only shared file mapping (MAP_SHARED): handing pages
+    // back drops them from the process, not their contents. The pages lie
+    // wholly before the read position; a thread analysing a sharded run's
+    // batch may still read payloads there, and a read faults the page back
+    // in from the file, with the same bytes.
     #[allow(unsafe_code)]
     let res = unsafe {
         map.unchecked_advise_range(
@@ -313,17 +327,19 @@ mod tests {
     #[test]
     fn mapped_pages_are_released_on_page_boundaries() {
         let path = std::env::temp_dir().join(format!("wsclose-release-{}", std::process::id()));
-        std::fs::write(&path, vec![0u8; 3 * RELEASE_EVERY]).unwrap();
+        std::fs::write(&path, vec![0u8; 4 * RELEASE_EVERY]).unwrap();
         let mut src = Source::open(path.to_str().unwrap()).unwrap();
         // Odd steps, so the read position is rarely on a boundary itself.
         let mut read = 0;
-        while read + 1499 < 3 * RELEASE_EVERY {
+        while read + 1499 < 4 * RELEASE_EVERY {
             src.consume(1499);
             read += 1499;
         }
         let _ = std::fs::remove_file(&path);
         let released = src.released();
+        // Up to RELEASE_EVERY behind the read position, every RELEASE_EVERY.
         assert!(released >= 2 * RELEASE_EVERY, "released {released}");
+        assert!(released <= read - RELEASE_EVERY, "released {released}");
         assert_eq!(released % page_size(), 0, "released {released}");
         assert_eq!(src.offset(), read as u64);
     }

@@ -21,9 +21,12 @@
 
 mod peaks;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread;
+
+use memmap2::Mmap;
 
 use crate::Ts;
 use crate::analyzer::{Analyzer, AnalyzerStats};
@@ -50,13 +53,15 @@ const QUEUE: usize = 4;
 #[derive(Clone, Copy)]
 enum Item {
     /// A TCP segment as the reader decoded it, without its payload,
-    /// which is `data[start..end]`; `index` its number among the
-    /// capture's TCP segments.
+    /// which is `[start..end]` of the batch's `data` or, with `input`, of
+    /// that input's map; `index` its number among the capture's TCP
+    /// segments.
     Packet {
         ts: Ts,
         seg: TcpSegment<'static>,
         start: usize,
         end: usize,
+        input: Option<u16>,
         index: u64,
     },
     /// Release the flows that ended more than the linger time before the
@@ -66,7 +71,16 @@ enum Item {
 
 #[derive(Default)]
 struct Batch {
+    /// Payloads copied (from a pipe).
     data: Vec<u8>,
+    /// Every input's map (`None` for a pipe), where the payloads of a
+    /// mapped file are read in place.
+    maps: Vec<Option<Arc<Mmap>>>,
+    /// Payload bytes of the batch left in a map: they count towards
+    /// [`BATCH_BYTES`] too, so that a batch spans little of the file and
+    /// the pages its payloads lie in are not yet handed back (see
+    /// `capture::source`).
+    mapped: usize,
     items: Vec<Item>,
     /// Every packet of the worker's flows up to here is in this batch or
     /// an earlier one.
@@ -81,7 +95,7 @@ struct Batch {
 
 impl Batch {
     fn full(&self) -> bool {
-        self.items.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+        self.items.len() >= BATCH_PACKETS || self.data.len() + self.mapped >= BATCH_BYTES
     }
 }
 
@@ -148,10 +162,18 @@ impl Worker {
                     seg,
                     start,
                     end,
+                    input,
                     index,
                 } => {
+                    let bytes: &[u8] = match input {
+                        None => &b.data,
+                        Some(i) => match b.maps.get(usize::from(i)) {
+                            Some(Some(map)) => map,
+                            _ => &[],
+                        },
+                    };
                     let seg = TcpSegment {
-                        payload: &b.data[start..end],
+                        payload: bytes.get(start..end).unwrap_or(&[]),
                         ..seg
                     };
                     self.analyzer.packet_numbered(ts, &seg, index);
@@ -228,6 +250,8 @@ fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: S
                 }
                 b.data.clear();
                 b.items.clear();
+                b.maps.clear();
+                b.mapped = 0;
                 let _ = empty.send(b);
             }
             ToWorker::Sync => {
@@ -253,8 +277,13 @@ struct Reader<'a> {
     /// The analyzer of the reader's own share (buckets below `own`).
     inline: Worker,
     own: usize,
+    /// The worker of each bucket from `own` on (a division a packet
+    /// otherwise).
+    worker_of: Vec<usize>,
     to: Vec<SyncSender<ToWorker>>,
     filling: Vec<Batch>,
+    /// Every input's map (`None` for a pipe), handed to each batch.
+    maps: Vec<Option<Arc<Mmap>>>,
     empty: Receiver<Batch>,
     from: Receiver<FromWorker>,
     collector: &'a mut Collector,
@@ -289,6 +318,7 @@ impl Reader<'_> {
         let next = self.empty.try_recv().unwrap_or_default();
         let mut full = std::mem::replace(&mut self.filling[w], next);
         full.known_to = self.clock;
+        full.maps.clone_from(&self.maps);
         self.send(w, ToWorker::Batch(full))?;
         self.take_inline()?;
         self.collect(false).map(|_| ())
@@ -433,8 +463,12 @@ pub(crate) fn run(
         let mut r = Reader {
             inline: worker(n - 1),
             own: reader_buckets(n),
+            worker_of: (0..BUCKETS)
+                .map(|b| b.saturating_sub(reader_buckets(n)) % (n - 1))
+                .collect(),
             to,
             filling: (0..n - 1).map(|_| Batch::default()).collect(),
+            maps: merged.maps(),
             empty,
             from,
             collector,
@@ -453,6 +487,16 @@ pub(crate) fn run(
             (stats, true) => Sharded::Capped(Some(stats)),
         })
     })
+}
+
+/// Where `payload` starts in the map of input `i`, and that input's number:
+/// `None` when the input is a pipe (or, never seen, the payload lies
+/// elsewhere).
+#[inline]
+fn in_map(maps: &[Option<Arc<Mmap>>], i: usize, payload: &[u8]) -> Option<(usize, u16)> {
+    let map = maps.get(i)?.as_deref()?;
+    let start = (payload.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+    (start + payload.len() <= map.len()).then_some((start, u16::try_from(i).ok()?))
 }
 
 /// The reader's loop: returns the capture's last time.
@@ -481,6 +525,7 @@ fn read(
             }
         }
         on_packet(packets, merged);
+        let input = merged.current_input();
         let Some((pkt, counts)) = merged.current_mut() else {
             break;
         };
@@ -519,10 +564,19 @@ fn read(
             }
             continue;
         }
-        let w = (bucket - r.own) % n;
+        let w = r.worker_of.get(bucket).copied().unwrap_or(0);
         let b = &mut r.filling[w];
-        let start = b.data.len();
-        b.data.extend_from_slice(seg.payload);
+        let (start, end, input) = match input.and_then(|i| in_map(&r.maps, i, seg.payload)) {
+            Some((start, input)) => {
+                b.mapped += seg.payload.len();
+                (start, start + seg.payload.len(), Some(input))
+            }
+            None => {
+                let start = b.data.len();
+                b.data.extend_from_slice(seg.payload);
+                (start, b.data.len(), None)
+            }
+        };
         b.items.push(Item::Packet {
             ts: pkt.ts,
             seg: TcpSegment {
@@ -530,7 +584,8 @@ fn read(
                 ..*seg
             },
             start,
-            end: b.data.len(),
+            end,
+            input,
             index,
         });
         r.clock = 2 * index + 1;
