@@ -10,6 +10,7 @@
 // Every unsafe block has its own `#[allow(unsafe_code)]` and SAFETY note.
 #![deny(unsafe_code)]
 
+pub mod allocator;
 pub mod analyzer;
 pub mod capture;
 pub mod cli;

@@ -6,6 +6,8 @@ use wsclose::error::Error;
 /// that fails prints one line, `wsclose: ...`, and exits 2 (126 or 127 for
 /// a `sniff -- CMD` that cannot be started).
 fn main() -> ExitCode {
+    // Before anything is read: see `allocator` (returns in the new run).
+    wsclose::allocator::reexec_with_tcache();
     match wsclose::cli::run() {
         Ok(code) => code,
         // `wsclose ... | head`: the reader went away, nothing more to say.

@@ -124,6 +124,7 @@ fn spawn(program: &str, args: &[String], stdout_to_stderr: bool) -> Result<Child
     close_on_exec_from(3);
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
+    crate::allocator::restore_environment(&mut cmd);
     if stdout_to_stderr {
         let err = io::stderr().as_fd().try_clone_to_owned();
         cmd.stdout(Stdio::from(err.map_err(|e| Error::io("stderr", e))?));
