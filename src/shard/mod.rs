@@ -460,11 +460,12 @@ pub(crate) fn run(
             scope.spawn(move || work(w, rx, out, empty));
             to.push(tx);
         }
+        let own = reader_buckets(n);
         let mut r = Reader {
             inline: worker(n - 1),
-            own: reader_buckets(n),
+            own,
             worker_of: (0..BUCKETS)
-                .map(|b| b.saturating_sub(reader_buckets(n)) % (n - 1))
+                .map(|b| b.saturating_sub(own) % (n - 1))
                 .collect(),
             to,
             filling: (0..n - 1).map(|_| Batch::default()).collect(),
@@ -489,9 +490,9 @@ pub(crate) fn run(
     })
 }
 
-/// Where `payload` starts in the map of input `i`, and that input's number:
-/// `None` when the input is a pipe (or, never seen, the payload lies
-/// elsewhere).
+/// Where `payload` lies in the map of input `i`: its offset there, and the
+/// input's number. `None` when the input is a pipe (it has no map), or when
+/// the payload is not inside the map (which does not happen).
 #[inline]
 fn in_map(maps: &[Option<Arc<Mmap>>], i: usize, payload: &[u8]) -> Option<(usize, u16)> {
     let map = maps.get(i)?.as_deref()?;
