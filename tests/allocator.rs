@@ -45,11 +45,12 @@ fn tunables(env: &str) -> Option<String> {
 /// same as ever.
 #[test]
 fn analyze_runs_with_the_cache_enlarged() {
-    for (given, want) in [
-        (None, OURS.to_string()),
+    for (given, want, marker) in [
+        (None, OURS.to_string(), ""),
         (
             Some("glibc.malloc.mxfast=64"),
             format!("glibc.malloc.mxfast=64:{OURS}"),
+            "=glibc.malloc.mxfast=64",
         ),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsclose"));
@@ -76,6 +77,8 @@ fn analyze_runs_with_the_cache_enlarged() {
             std::thread::sleep(Duration::from_millis(5));
         };
         assert_eq!(tunables(&env).as_deref(), Some(want.as_str()), "{given:?}");
+        let was = var(&env, "WSCLOSE_GLIBC_TUNABLES_WAS");
+        assert_eq!(was, Some(marker), "{given:?}");
         let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/many-connections.pcap");
         let bytes = std::fs::read(sample).expect("sample");
         let mut stdin = child.stdin.take().expect("stdin");
