@@ -16,12 +16,13 @@
 //! The cache's size is a tunable read once, from `GLIBC_TUNABLES`, before
 //! `main` runs, and no call changes it later. So wsclose executes itself
 //! again (`std::env::current_exe`, so that the process keeps its name for
-//! `ps` and `pgrep`) with the tunable added, before it has read anything. A `GLIBC_TUNABLES`
-//! that already sets `tcache_count` is left as it is: that is also the way
-//! to opt out (`GLIBC_TUNABLES=glibc.malloc.tcache_count=7`, glibc's
-//! default). A command that `sniff -- CMD` starts gets the environment
-//! wsclose was started with, not the tunable (std passes a command's
-//! environment on rebuilt: sorted, a name given twice once). Not done:
+//! `ps` and `pgrep`) with the tunable added, before it has read anything.
+//! A `GLIBC_TUNABLES` that already sets `tcache_count` is left as it is:
+//! that is also the way to opt out
+//! (`GLIBC_TUNABLES=glibc.malloc.tcache_count=7`, glibc's default). A
+//! command that `sniff -- CMD` starts gets the environment wsclose was
+//! started with, not the tunable (std passes a command's environment on
+//! rebuilt: sorted, a name given twice once). Not done:
 //! under valgrind (its preload library in `LD_PRELOAD`: the new execution
 //! would run outside the tool unless it traces children); in glibc's
 //! secure mode (a setuid or setcap'd binary: glibc then ignores the
