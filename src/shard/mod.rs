@@ -54,7 +54,7 @@ const QUEUE: usize = 4;
 enum Item {
     /// A TCP segment as the reader decoded it, without its payload,
     /// which is `[start..end]` of the batch's `data` or, with `input`, of
-    /// that input's map; `index` its number among the capture's TCP
+    /// that input's map (the worker's `maps`); `index` its number among the capture's TCP
     /// segments.
     Packet {
         ts: Ts,
@@ -73,9 +73,6 @@ enum Item {
 struct Batch {
     /// Payloads copied (from a pipe).
     data: Vec<u8>,
-    /// Every input's map (`None` for a pipe), where the payloads of a
-    /// mapped file are read in place.
-    maps: Vec<Option<Arc<Mmap>>>,
     /// Payload bytes of the batch left in a map: they count towards
     /// [`BATCH_BYTES`] too, so that a batch spans little of the file and
     /// the pages its payloads lie in are not yet handed back (see
@@ -125,6 +122,9 @@ enum FromWorker {
 struct Worker {
     id: usize,
     analyzer: Analyzer,
+    /// Every input's map (`None` for a pipe), where the payloads of a
+    /// mapped file are read in place.
+    maps: Vec<Option<Arc<Mmap>>>,
     flows: u64,
     buffered: u64,
     changes: Vec<Change>,
@@ -167,7 +167,7 @@ impl Worker {
                 } => {
                     let bytes: &[u8] = match input {
                         None => &b.data,
-                        Some(i) => match b.maps.get(usize::from(i)) {
+                        Some(i) => match self.maps.get(usize::from(i)) {
                             Some(Some(map)) => map,
                             _ => &[],
                         },
@@ -250,7 +250,6 @@ fn work(mut w: Worker, rx: Receiver<ToWorker>, out: Sender<FromWorker>, empty: S
                 }
                 b.data.clear();
                 b.items.clear();
-                b.maps.clear();
                 b.mapped = 0;
                 let _ = empty.send(b);
             }
@@ -282,7 +281,8 @@ struct Reader<'a> {
     worker_of: Vec<usize>,
     to: Vec<SyncSender<ToWorker>>,
     filling: Vec<Batch>,
-    /// Every input's map (`None` for a pipe), handed to each batch.
+    /// Every input's map (`None` for a pipe): a payload found in one is sent
+    /// as its place there, not copied (see `in_map`).
     maps: Vec<Option<Arc<Mmap>>>,
     empty: Receiver<Batch>,
     from: Receiver<FromWorker>,
@@ -318,7 +318,6 @@ impl Reader<'_> {
         let next = self.empty.try_recv().unwrap_or_default();
         let mut full = std::mem::replace(&mut self.filling[w], next);
         full.known_to = self.clock;
-        full.maps.clone_from(&self.maps);
         self.send(w, ToWorker::Batch(full))?;
         self.take_inline()?;
         self.collect(false).map(|_| ())
@@ -443,9 +442,11 @@ pub(crate) fn run(
     collector: &mut Collector,
 ) -> Result<Sharded, Error> {
     let (n, settings, limits) = (plan.threads.max(2), plan.settings, plan.limits);
+    let maps = merged.maps();
     let worker = |id| Worker {
         id,
         analyzer: Analyzer::new_worker(settings.clone(), worker_limits(limits, n)),
+        maps: maps.clone(),
         flows: 0,
         buffered: 0,
         changes: Vec::new(),
@@ -469,7 +470,7 @@ pub(crate) fn run(
                 .collect(),
             to,
             filling: (0..n - 1).map(|_| Batch::default()).collect(),
-            maps: merged.maps(),
+            maps: maps.clone(),
             empty,
             from,
             collector,
@@ -497,7 +498,8 @@ pub(crate) fn run(
 fn in_map(maps: &[Option<Arc<Mmap>>], i: usize, payload: &[u8]) -> Option<(usize, u16)> {
     let map = maps.get(i)?.as_deref()?;
     let start = (payload.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
-    (start + payload.len() <= map.len()).then_some((start, u16::try_from(i).ok()?))
+    let end = start.checked_add(payload.len())?;
+    (end <= map.len()).then_some((start, u16::try_from(i).ok()?))
 }
 
 /// The reader's loop: returns the capture's last time.
