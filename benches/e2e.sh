@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end benchmark (issue 11): generated captures with known truth,
 # timed side by side in one run. For each capture: the bare walk
-# (examples/barewalk: map + pcap-parser + etherparse, nothing else),
+# (examples/barewalk: map + pcap-parser + etherparse, nothing else), the
+# floor (`barewalk --floor`: the walk, plus each segment's connection found
+# in a hash table and every payload byte read once by a UTF-8 check: the
+# least any analysis of the payloads does),
 # `wsclose analyze FILE --json /dev/null` on one thread (`--threads 1`)
 # and with `--threads 2` (when `wsclose analyze --help` offers it: files
 # get a thread per core by default), and tshark on the ~100 MB capture.
@@ -140,6 +143,7 @@ for entry in "${captures[@]}"; do
     # each round, so that no timed run waits for the disk.
     cat "$cap" >/dev/null
     timed "$name" walk "$bin/examples/barewalk" "$cap"
+    timed "$name" floor "$bin/examples/barewalk" --floor "$cap"
     if [ "$threads" = 1 ]; then
       timed "$name" wsclose "$bin/wsclose" analyze "$cap" --json /dev/null --threads 1
     else
@@ -171,12 +175,13 @@ for entry in "${captures[@]}"; do
   IFS='|' read -r name _ _ <<<"$entry"
   walk_wall=$(col 1 "$results/$name.walk") walk_cpu=$(col 2 "$results/$name.walk")
   verdict=$(printf '%s\n' "${check[@]}" | awk -v n="$name" '$1 == n {print $2}')
-  for tool in walk wsclose wsclose-t2 tshark; do
+  for tool in walk floor wsclose wsclose-t2 tshark; do
     f="$results/$name.$tool"
     [ -s "$f" ] || continue
     wall=$(col 1 "$f") cpu=$(col 2 "$f") rss=$(col 3 "$f") anon=$(col 4 "$f")
     case $tool in
       walk) what="barewalk" ;;
+      floor) what="barewalk --floor" ;;
       wsclose) what="wsclose --json /dev/null$([ "$threads" = 1 ] && echo " --threads 1")" ;;
       wsclose-t2) what="wsclose --threads 2" ;;
       tshark) what="tshark -Y websocket" ;;

@@ -202,3 +202,30 @@ fn generation_is_deterministic() {
     assert!(files[0] == files[1], "two runs with seed 11 differ");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The walk and its floor (`examples/barewalk`, the measures of
+/// benches/e2e.sh) see every packet of a generated capture, and the floor
+/// finds as many connections as the truth holds: a walk that skipped
+/// records or mixed flows up would make the benchmark's ratios lie.
+#[test]
+fn the_walk_and_its_floor_see_what_the_truth_holds() {
+    let dir = scratch("walk");
+    let (pcap, truth) = (dir.join("cap.pcap"), dir.join("truth.json"));
+    let args = ["--connections", "400", "--concurrent", "40", "--seed", "5"];
+    gencap(&pcap, &truth, &args);
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&truth).expect("truth")).expect("truth JSON");
+    let (packets, connections) = (&t["packets"], &t["connections"]);
+    assert!(connections.as_u64() >= Some(400), "{t}");
+    let walk = run(Command::new(example("barewalk")).arg(&pcap));
+    let walk = String::from_utf8_lossy(&walk.stdout).into_owned();
+    assert!(walk.starts_with(&format!("{packets} packets, ")), "{walk}");
+    let floor = run(Command::new(example("barewalk")).arg("--floor").arg(&pcap));
+    let floor = String::from_utf8_lossy(&floor.stdout).into_owned();
+    assert!(floor.starts_with(&walk), "walk: {walk}\nfloor: {floor}");
+    assert!(
+        floor.contains(&format!("\n{connections} connections, ")),
+        "{floor}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
