@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 
-use super::{FileReader, SourceStats};
+use super::{Current, FileReader, SourceStats, Step};
 use crate::Ts;
 
 pub(super) fn pcap_bytes(nanos: bool, be: bool, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
@@ -105,4 +105,31 @@ impl Read for Cuts {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Whether a reader's common case (`fast`, a `record` function) agrees
+/// with the general parse of window `w` (`step`, and the packet it wrote:
+/// `slow`): true when both read the same packet, false when neither reads
+/// one; it panics when they differ.
+pub(super) fn fast_agrees(
+    fast: Option<Current>,
+    step: &Step,
+    slow: Option<Current>,
+    w: &[u8],
+) -> bool {
+    match (fast, step, slow) {
+        (Some(fast), Step::Packet, Some(slow)) => {
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+            true
+        }
+        (None, Step::Packet, _) => panic!("a packet left out: {w:?}"),
+        (Some(fast), _, _) => panic!("{fast:?} read where parse says no: {w:?}"),
+        (None, _, _) => false,
+    }
+}
+
+/// Writes `v` at `at` of `w`, in the given byte order.
+pub(super) fn put_u32(w: &mut [u8], at: usize, v: u32, be: bool) {
+    let b = if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    w[at..at + 4].copy_from_slice(&b);
 }

@@ -4,7 +4,8 @@
 //! the captured bytes.
 
 use pcap_parser::{
-    Linktype, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header,
+    LegacyPcapBlock, Linktype, parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified,
+    parse_pcap_header,
 };
 
 use super::{Current, MAX_RECORD, Step, needed, u32_at};
@@ -63,10 +64,53 @@ impl Pcap {
         if self.nanos { 1_000_000_000 } else { 1_000_000 }
     }
 
+    /// The record at the start of `w` when it is an ordinary one, whole in
+    /// `w`: the reader's common case, kept apart from [`Pcap::parse`] (which
+    /// says what any other record is) so that it stays small enough to be
+    /// cheap on every packet. The same checks and the same result as
+    /// `parse`, or `None`.
+    #[inline]
+    pub(super) fn record(&self, w: &[u8]) -> Option<Current> {
+        if self.modified {
+            return None;
+        }
+        let (frac, caplen) = (
+            u32_at(w, 4, self.big_endian)?,
+            u32_at(w, 8, self.big_endian)?,
+        );
+        if caplen > self.max_caplen || frac >= self.frac_max() {
+            return None;
+        }
+        let res = if self.big_endian {
+            parse_pcap_frame_be(w)
+        } else {
+            parse_pcap_frame(w)
+        };
+        let (rest, b) = res.ok()?;
+        Some(self.current(w, rest, &b))
+    }
+
+    /// The packet `b`, parsed from `w` with `rest` left after it.
+    #[inline]
+    fn current(&self, w: &[u8], rest: &[u8], b: &LegacyPcapBlock<'_>) -> Current {
+        let frac = if self.nanos {
+            i64::from(b.ts_usec)
+        } else {
+            i64::from(b.ts_usec) * 1000
+        };
+        let record_len = w.len() - rest.len();
+        Current {
+            ts: Ts(i64::from(b.ts_sec) * 1_000_000_000 + frac),
+            linktype: self.linktype,
+            data_at: record_len - b.data.len(),
+            data_len: b.data.len(),
+            record_len,
+        }
+    }
+
     /// The record at the start of `w`. Its header's lengths and time are
     /// checked before pcap-parser sees it, so a corrupt length is reported
     /// as such rather than waited for (or allocated).
-    #[inline]
     pub(super) fn parse(&self, w: &[u8], cur: &mut Option<Current>) -> Step {
         if w.len() >= 16
             && let (Some(frac), Some(caplen)) =
@@ -88,20 +132,7 @@ impl Pcap {
         };
         match res {
             Ok((rest, b)) => {
-                let frac = if self.nanos {
-                    i64::from(b.ts_usec)
-                } else {
-                    i64::from(b.ts_usec) * 1000
-                };
-                let ts = Ts(i64::from(b.ts_sec) * 1_000_000_000 + frac);
-                let record_len = w.len() - rest.len();
-                *cur = Some(Current {
-                    ts,
-                    linktype: self.linktype,
-                    data_at: record_len - b.data.len(),
-                    data_len: b.data.len(),
-                    record_len,
-                });
+                *cur = Some(self.current(w, rest, &b));
                 Step::Packet
             }
             Err(nom::Err::Incomplete(n)) => Step::NeedMore(needed(n)),
@@ -124,5 +155,40 @@ impl Pcap {
             && origlen as usize <= MAX_RECORD
             && near;
         ok.then_some(if self.modified { 24 } else { 16 } + caplen as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{fast_agrees, pcap_bytes, put_u32};
+    use super::*;
+
+    /// The reader's common case ([`Pcap::record`]) reads every ordinary
+    /// record as [`Pcap::parse`] does, and leaves every other one to it: a
+    /// record cut anywhere, a corrupt length, a timestamp out of range, in
+    /// both byte orders and both time units.
+    #[test]
+    fn record_reads_what_parse_reads_and_nothing_else() {
+        for (nanos, be) in [(false, false), (true, false), (false, true), (true, true)] {
+            let file = pcap_bytes(nanos, be, &[(10, 5, b"abc"), (11, 7, b"")]);
+            let p = Pcap::from_header("t", &file).expect("a pcap header");
+            let body = &file[HEADER_LEN..];
+            let put = |w: &mut Vec<u8>, at: usize, v: u32| put_u32(w, at, v, be);
+            let mut windows: Vec<Vec<u8>> = (0..=body.len()).map(|n| body[..n].to_vec()).collect();
+            let mut long = body.to_vec();
+            put(&mut long, 8, p.max_caplen + 1);
+            windows.push(long);
+            let mut late = body.to_vec();
+            put(&mut late, 4, p.frac_max());
+            windows.push(late);
+            let mut packets = 0;
+            for w in &windows {
+                let mut cur = None;
+                let step = p.parse(w, &mut cur);
+                packets += usize::from(fast_agrees(p.record(w), &step, cur, w));
+            }
+            // The whole first record, in every window that holds it.
+            assert_eq!(packets, body.len() - (16 + 3) + 1);
+        }
     }
 }

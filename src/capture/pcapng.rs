@@ -4,7 +4,7 @@
 //! unit; enhanced and simple packet blocks carry the packets. Other blocks
 //! (statistics, name resolution, custom) are skipped.
 
-use pcap_parser::pcapng::{Block, SecretsType};
+use pcap_parser::pcapng::{Block, EnhancedPacketBlock, SecretsType};
 use pcap_parser::{Linktype, PcapError, parse_block_be, parse_block_le, parse_sectionheaderblock};
 
 use super::{Current, MAX_RECORD, Step, needed, u32_at};
@@ -54,7 +54,54 @@ fn block_big_endian(w: &[u8], section_be: bool) -> Option<bool> {
     }
 }
 
+/// An enhanced packet block's type.
+const EPB: u32 = 6;
+
 impl PcapNg {
+    /// The block at the start of `w` when it is an enhanced packet block
+    /// of a declared interface, whole in `w`: the reader's common case,
+    /// kept apart from [`PcapNg::parse`] (which says what any other block
+    /// is) so that it stays cheap on every packet. The same checks and the
+    /// same result as `parse`, or `None`.
+    #[inline]
+    pub(super) fn record(&self, w: &[u8]) -> Option<Current> {
+        let be = self.big_endian;
+        let blen = u32_at(w, 4, be)? as usize;
+        if u32_at(w, 0, be)? != EPB || !(12..=MAX_RECORD).contains(&blen) || blen % 4 != 0 {
+            return None;
+        }
+        let (rest, block) = if be {
+            parse_block_be(w)
+        } else {
+            parse_block_le(w)
+        }
+        .ok()?;
+        match block {
+            Block::EnhancedPacket(epb) => self.packet(w, w.len() - rest.len(), &epb),
+            _ => None,
+        }
+    }
+
+    /// The packet of enhanced packet block `epb`, `record_len` bytes at
+    /// the start of `w`; `None` when its interface was not declared.
+    #[inline]
+    fn packet(
+        &self,
+        w: &[u8],
+        record_len: usize,
+        epb: &EnhancedPacketBlock<'_>,
+    ) -> Option<Current> {
+        let iface = self.ifaces.get(epb.if_id as usize)?;
+        let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+        Some(Current {
+            ts: Ts(ts_from_units(units, iface.resolution, iface.offset_s)),
+            linktype: iface.linktype,
+            data_at: epb.data.as_ptr() as usize - w.as_ptr() as usize,
+            data_len: (epb.caplen as usize).min(epb.data.len()),
+            record_len,
+        })
+    }
+
     /// The block at the start of `w`. Section headers and interface
     /// descriptions update the state (new link types go to `link_types`);
     /// a simple packet block, which has no time, takes `last_ts`.
@@ -127,20 +174,13 @@ impl PcapNg {
                 }
                 Step::Skip(record_len)
             }
-            Block::EnhancedPacket(epb) => {
-                let Some(iface) = self.ifaces.get(epb.if_id as usize).copied() else {
-                    return Step::Corrupt(format!("packet of undeclared interface {}", epb.if_id));
-                };
-                let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                *cur = Some(Current {
-                    ts: Ts(ts_from_units(units, iface.resolution, iface.offset_s)),
-                    linktype: iface.linktype,
-                    data_at: epb.data.as_ptr() as usize - base,
-                    data_len: (epb.caplen as usize).min(epb.data.len()),
-                    record_len,
-                });
-                Step::Packet
-            }
+            Block::EnhancedPacket(epb) => match self.packet(w, record_len, &epb) {
+                Some(c) => {
+                    *cur = Some(c);
+                    Step::Packet
+                }
+                None => Step::Corrupt(format!("packet of undeclared interface {}", epb.if_id)),
+            },
             Block::SimplePacket(spb) => {
                 let Some(iface) = self.ifaces.first().copied() else {
                     return Step::Corrupt("packet before any interface".into());
@@ -204,8 +244,50 @@ fn ts_from_units(units: u64, resolution: u64, offset_s: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::super::FileReader;
-    use super::super::fixtures::{Cuts, pcapng_section};
+    use super::super::fixtures::{Cuts, fast_agrees, pcapng_section, put_u32};
     use super::*;
+
+    /// The reader's common case ([`PcapNg::record`]) reads every enhanced
+    /// packet block as [`PcapNg::parse`] does, and leaves every other
+    /// block to it: a block cut anywhere, an undeclared interface, a bad
+    /// length, section headers and interface descriptions, in both byte
+    /// orders.
+    #[test]
+    fn record_reads_what_parse_reads_and_nothing_else() {
+        for be in [false, true] {
+            let file = pcapng_section(be, &[(1_500_000, b"abcde"), (2_000_000, b"")]);
+            let put = |w: &mut Vec<u8>, at: usize, v: u32| put_u32(w, at, v, be);
+            let (mut p, mut types, mut pos) = (PcapNg::default(), Vec::new(), 0);
+            // The section header and the interface: not packets.
+            loop {
+                let fast = p.record(&file[pos..]);
+                match p.parse(&file[pos..], Ts(0), &mut types, &mut None) {
+                    Step::Skip(n) => {
+                        assert!(fast.is_none(), "block at {pos}: {fast:?}");
+                        pos += n;
+                    }
+                    Step::Packet => break,
+                    _ => panic!("the section's head at {pos} does not read"),
+                }
+            }
+            let body = &file[pos..];
+            let blen = u32_at(body, 4, be).expect("a block length") as usize;
+            let mut windows: Vec<Vec<u8>> = (0..=body.len()).map(|n| body[..n].to_vec()).collect();
+            let mut stranger = body.to_vec();
+            put(&mut stranger, 8, 5);
+            windows.push(stranger);
+            let mut odd = body.to_vec();
+            put(&mut odd, 4, blen as u32 + 2);
+            windows.push(odd);
+            let mut packets = 0;
+            for w in &windows {
+                let mut cur = None;
+                let step = p.parse(w, Ts(0), &mut types, &mut cur);
+                packets += usize::from(fast_agrees(p.record(w), &step, cur, w));
+            }
+            assert_eq!(packets, body.len() - blen + 1, "{be}");
+        }
+    }
 
     #[test]
     fn pcapng_ts_units() {

@@ -120,16 +120,46 @@ impl FileReader {
 
     /// Moves to the next packet. `Ok(false)` at the end of the input; a
     /// truncated or corrupt tail ends the input too (noted in `stats`).
+    #[inline]
     pub fn advance(&mut self) -> Result<bool, Error> {
         if let Some(c) = self.cur.take() {
             self.src.consume(c.record_len);
         }
+        // The common case: the next packet record, whole in the window.
+        // Everything else (other pcapng blocks, a pipe to read on, a
+        // corrupt or cut-short record) goes the general way, out of line:
+        // inlined, it made every packet pay for a large stack frame and
+        // its spills.
+        let w = self.src.window();
+        let fast = match &self.format {
+            Format::Pcap(p) => p.record(w),
+            Format::PcapNg(p) => p.record(w),
+        };
+        match fast {
+            Some(c) => {
+                self.packet(c);
+                Ok(true)
+            }
+            None => self.advance_generally(),
+        }
+    }
+
+    /// The reader now stands on `c`.
+    #[inline]
+    fn packet(&mut self, c: Current) {
+        self.cur = Some(c);
+        self.last_ts = c.ts;
+        self.stats.counts.record(c.ts, c.data_len);
+    }
+
+    /// [`FileReader::advance`] for any record of any input.
+    #[inline(never)]
+    fn advance_generally(&mut self) -> Result<bool, Error> {
         loop {
             match self.parse_next() {
                 Step::Packet => {
-                    if let Some(c) = &self.cur {
-                        self.last_ts = c.ts;
-                        self.stats.counts.record(c.ts, c.data_len);
+                    if let Some(c) = self.cur {
+                        self.packet(c);
                     }
                     return Ok(true);
                 }
