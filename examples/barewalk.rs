@@ -12,6 +12,7 @@
 //! directions to one entry, foldhash as in src/reassembly/) and its counts
 //! updated, and every payload byte read once, as a UTF-8 check does
 //! (simdutf8, as text messages are checked; no unmasking, no frames).
+//! A floor of time only: its table keeps every connection to the end.
 //!
 //! ```sh
 //! cargo run --release --example barewalk -- FILE.pcap
