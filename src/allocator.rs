@@ -52,8 +52,7 @@ fn tuned(was: Option<&OsStr>) -> Option<OsString> {
     let Some(was) = was.filter(|v| !v.is_empty()) else {
         return Some(ours.into());
     };
-    let name = b"glibc.malloc.tcache_count";
-    if was.as_bytes().windows(name.len()).any(|w| w == name) {
+    if memchr::memmem::find(was.as_bytes(), b"glibc.malloc.tcache_count").is_some() {
         return None;
     }
     let mut s = was.to_os_string();
@@ -127,10 +126,8 @@ pub fn reexec_with_tcache() {
 /// Whether valgrind runs this process (it preloads its `vgpreload_*.so`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn under_valgrind() -> bool {
-    std::env::var_os("LD_PRELOAD").is_some_and(|v| {
-        let name = b"vgpreload";
-        v.as_bytes().windows(name.len()).any(|w| w == name)
-    })
+    std::env::var_os("LD_PRELOAD")
+        .is_some_and(|v| memchr::memmem::find(v.as_bytes(), b"vgpreload").is_some())
 }
 
 /// Whether glibc runs this process in secure mode (setuid, setgid, file

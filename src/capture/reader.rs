@@ -137,17 +137,17 @@ impl FileReader {
         };
         match fast {
             Some(c) => {
-                self.packet(c);
+                self.cur = Some(c);
+                self.note(c);
                 Ok(true)
             }
             None => self.advance_generally(),
         }
     }
 
-    /// The reader now stands on `c`.
+    /// Notes the packet `c` the reader now stands on.
     #[inline]
-    fn packet(&mut self, c: Current) {
-        self.cur = Some(c);
+    fn note(&mut self, c: Current) {
         self.last_ts = c.ts;
         self.stats.counts.record(c.ts, c.data_len);
     }
@@ -159,7 +159,7 @@ impl FileReader {
             match self.parse_next() {
                 Step::Packet => {
                     if let Some(c) = self.cur {
-                        self.packet(c);
+                        self.note(c);
                     }
                     return Ok(true);
                 }

@@ -54,8 +54,8 @@ const QUEUE: usize = 4;
 enum Item {
     /// A TCP segment as the reader decoded it, without its payload,
     /// which is `[start..end]` of the batch's `data` or, with `input`, of
-    /// that input's map (the worker's `maps`); `index` its number among the capture's TCP
-    /// segments.
+    /// that input's map (the worker's `maps`); `index` its number among
+    /// the capture's TCP segments.
     Packet {
         ts: Ts,
         seg: TcpSegment<'static>,
